@@ -1,0 +1,9 @@
+# A tiny web app for the tests: serves its VERSION on :8080, healthy once it answers.
+FROM scratch
+COPY busybox /bin/busybox
+RUN ["/bin/busybox","--install","-s","/bin"]
+ARG VERSION=v1
+RUN mkdir -p /www /data && echo $VERSION > /www/index.html
+VOLUME /data
+HEALTHCHECK --interval=1s --timeout=1s --retries=3 CMD ["/bin/sh","-c","wget -qO- http://127.0.0.1:8080/ >/dev/null"]
+CMD ["/bin/httpd","-f","-p","8080","-h","/www"]

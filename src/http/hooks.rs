@@ -1,0 +1,180 @@
+//! `POST /hooks/{name}`: authenticate, parse, decide, record, answer. Never waits for a
+//! deploy.
+//!
+//! Checks run cheapest and least revealing first: unknown hook 404, wrong method 405,
+//! secret 401 (headers only, before the body is read), content type 415, body size 413,
+//! payload 400. Then policy: 202 with the queued deployments, 200 `{"ignored": reason}`
+//! when nothing matches, 422 when a target names the image but refuses the tag.
+
+use super::{error, AppState};
+use crate::config::HookConfig;
+use crate::policy::{self, Decision};
+use crate::source::{self, HookRequest, Parsed, Rejection};
+use crate::store::Queued;
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Serialize;
+use std::sync::Arc;
+use tracing::Instrument;
+
+#[derive(Serialize)]
+struct Accepted {
+    queued: Vec<Queued>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    ignored: Vec<String>,
+}
+
+pub(super) async fn hook(
+    State(app): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    RawQuery(query): RawQuery,
+    method: Method,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let Some(hook) = app.config.hook(&name) else {
+        return error(StatusCode::NOT_FOUND, "no such hook");
+    };
+    let span = tracing::info_span!("hook", hook = %hook.name, source = hook.source.as_str());
+    handle(&app, hook, query, method, headers, body)
+        .instrument(span)
+        .await
+}
+
+async fn handle(
+    app: &AppState,
+    hook: &HookConfig,
+    query: Option<String>,
+    method: Method,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    if method != Method::POST {
+        let mut r = error(StatusCode::METHOD_NOT_ALLOWED, "hooks take POST");
+        r.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST"));
+        return r;
+    }
+    let src = source::for_kind(hook.source);
+    let query_token = query.as_deref().and_then(token_param);
+    let request = HookRequest {
+        headers: &headers,
+        query_token: query_token.as_deref(),
+    };
+    if let Err(e) = src.authenticate(&request, &hook.token) {
+        tracing::warn!("refused: {e}");
+        return rejection(e);
+    }
+    if let Err(e) = source::check_content_type(src, &headers) {
+        return rejection(e);
+    }
+    let limit = app.config.server.body_limit;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return too_large(limit);
+    }
+    let bytes = match axum::body::to_bytes(body, limit).await {
+        Ok(b) => b,
+        Err(_) => return too_large(limit),
+    };
+    let parsed = match src.parse(&bytes) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::info!("refused: {e}");
+            return rejection(e);
+        }
+    };
+    decide_and_record(app, &hook.name, src, parsed).await
+}
+
+async fn decide_and_record(
+    app: &AppState,
+    hook: &str,
+    src: &dyn source::Source,
+    parsed: Vec<Parsed>,
+) -> Response {
+    let mut queued = Vec::new();
+    let mut ignored = Vec::new();
+    let mut refused = Vec::new();
+    for item in parsed {
+        let event = match item {
+            Parsed::Push(e) => e,
+            Parsed::Ignored(reason) => {
+                ignored.push(reason);
+                continue;
+            }
+        };
+        match policy::decide(&app.config, hook, &event) {
+            Decision::Deploy(targets) => {
+                let names: Vec<String> = targets.iter().map(|t| t.name.clone()).collect();
+                match app
+                    .store
+                    .record_event(hook, src.kind().as_str(), &event, names)
+                    .await
+                {
+                    Ok(q) => queued.extend(q),
+                    Err(e) => {
+                        tracing::error!("cannot record an event: {e}");
+                        return error(
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            "could not record the event; try again",
+                        );
+                    }
+                }
+            }
+            Decision::Refused(reason) => refused.push(reason),
+            Decision::Ignored(reason) => ignored.push(reason),
+        }
+    }
+    for q in &queued {
+        tracing::info!(deployment = q.id, target = %q.target, "queued {}:{}", q.image, q.tag);
+        app.queue.wake(&q.target);
+    }
+    if !queued.is_empty() {
+        ignored.extend(refused);
+        return (StatusCode::ACCEPTED, Json(Accepted { queued, ignored })).into_response();
+    }
+    if !refused.is_empty() && !src.acknowledges_refusals() {
+        return error(StatusCode::UNPROCESSABLE_ENTITY, refused.join("; "));
+    }
+    ignored.extend(refused);
+    let reason = if ignored.is_empty() {
+        "the payload holds no event".to_string()
+    } else {
+        ignored.join("; ")
+    };
+    tracing::info!("ignored: {reason}");
+    (
+        StatusCode::OK,
+        Json(serde_json::json!({ "ignored": reason })),
+    )
+        .into_response()
+}
+
+fn token_param(query: &str) -> Option<String> {
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == "token")
+        .map(|(_, v)| v.into_owned())
+}
+
+fn too_large(limit: usize) -> Response {
+    error(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("body over the limit of {limit} bytes (server.body_limit)"),
+    )
+}
+
+fn rejection(e: Rejection) -> Response {
+    let status = match e {
+        Rejection::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+        Rejection::UnsupportedContentType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        Rejection::Malformed(_) => StatusCode::BAD_REQUEST,
+    };
+    error(status, e.to_string())
+}

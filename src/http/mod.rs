@@ -1,0 +1,51 @@
+//! The HTTP front door.
+//!
+//! - `POST /hooks/{name}`: a registry's webhook ([`hooks`]).
+//! - `GET /healthz`: up, and able to reach the state file and the engine ([`health`]).
+//!
+//! Every refusal is a JSON `{"error": "<short reason>"}` with the status that says what
+//! is wrong, and nothing that is refused reaches the engine.
+
+mod health;
+mod hooks;
+
+use crate::config::Config;
+use crate::engine::Engine;
+use crate::queue::Queue;
+use crate::store::Store;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use axum::{Json, Router};
+use std::sync::Arc;
+
+/// What the handlers share.
+pub struct AppState {
+    /// The configuration.
+    pub config: Arc<Config>,
+    /// The state file.
+    pub store: Store,
+    /// The engine (for `/healthz`).
+    pub engine: Arc<Engine>,
+    /// Where queued deploys are announced.
+    pub queue: Queue,
+}
+
+/// The router with every route.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/hooks/{name}", any(hooks::hook))
+        .route("/healthz", get(health::healthz))
+        .fallback(|| async {
+            error(
+                StatusCode::NOT_FOUND,
+                "no such route; hooks are at POST /hooks/<name>",
+            )
+        })
+        .with_state(state)
+}
+
+/// A JSON error answer.
+pub(crate) fn error(status: StatusCode, reason: impl Into<String>) -> Response {
+    (status, Json(serde_json::json!({ "error": reason.into() }))).into_response()
+}

@@ -1,0 +1,590 @@
+//! The SQLite state file: received events, deployments and their logs.
+//!
+//! One connection behind a mutex, used from blocking threads, in WAL mode with
+//! `synchronous = FULL`: a hook is answered only after its rows are committed, and a
+//! commit survives a process kill and (with FULL) a power loss on storage that honours
+//! fsync. The queue ([`crate::queue`]) is a view over the `deployments` table, so a
+//! deploy that is queued is also durable.
+
+use crate::event::ImagePushed;
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite said no.
+    #[error("state file error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The state file could not be opened.
+    #[error("cannot open state file {path}: {source}")]
+    Open {
+        /// The file.
+        path: String,
+        /// Why.
+        source: rusqlite::Error,
+    },
+    /// The blocking task running the query died.
+    #[error("state file task failed: {0}")]
+    Task(String),
+}
+
+/// A deployment's state. Terminal states never change again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeployState {
+    /// Waiting for its target's worker.
+    Queued,
+    /// Being rolled out.
+    Running,
+    /// The new image runs and is healthy.
+    Succeeded,
+    /// The new image could not be rolled out; see the message for what runs now.
+    Failed,
+    /// The new image failed and the old one was put back.
+    RolledBack,
+    /// A newer push for the same target arrived before this one started.
+    Superseded,
+    /// Nothing to do: the target already runs this image.
+    Skipped,
+    /// dockhand stopped while this deploy was running.
+    Interrupted,
+}
+
+impl DeployState {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeployState::Queued => "queued",
+            DeployState::Running => "running",
+            DeployState::Succeeded => "succeeded",
+            DeployState::Failed => "failed",
+            DeployState::RolledBack => "rolled_back",
+            DeployState::Superseded => "superseded",
+            DeployState::Skipped => "skipped",
+            DeployState::Interrupted => "interrupted",
+        }
+    }
+
+    fn parse(s: &str) -> DeployState {
+        match s {
+            "queued" => DeployState::Queued,
+            "running" => DeployState::Running,
+            "succeeded" => DeployState::Succeeded,
+            "failed" => DeployState::Failed,
+            "rolled_back" => DeployState::RolledBack,
+            "superseded" => DeployState::Superseded,
+            "skipped" => DeployState::Skipped,
+            _ => DeployState::Interrupted,
+        }
+    }
+
+    /// Whether the deployment has ended.
+    pub fn is_terminal(self) -> bool {
+        !matches!(self, DeployState::Queued | DeployState::Running)
+    }
+}
+
+/// A deployment as stored.
+#[derive(Debug, Clone, Serialize)]
+pub struct Deployment {
+    /// Id, unique for the life of the state file.
+    pub id: i64,
+    /// The event that asked for it.
+    pub event_id: i64,
+    /// Target name.
+    pub target: String,
+    /// Normalised image name.
+    pub image: String,
+    /// Tag.
+    pub tag: String,
+    /// Digest, from the event or resolved during the deploy.
+    pub digest: Option<String>,
+    /// State.
+    pub state: DeployState,
+    /// The outcome in one line.
+    pub message: Option<String>,
+    /// When it was queued (RFC 3339).
+    pub created_at: String,
+    /// When its rollout started.
+    pub started_at: Option<String>,
+    /// When it ended.
+    pub ended_at: Option<String>,
+}
+
+/// One line of a deployment's log.
+#[derive(Debug, Clone, Serialize)]
+pub struct LogLine {
+    /// When (RFC 3339).
+    pub ts: String,
+    /// What happened.
+    pub line: String,
+}
+
+/// An event as stored, with what the report step needs.
+#[derive(Debug, Clone)]
+pub struct StoredEvent {
+    /// Id.
+    pub id: i64,
+    /// Where the sender wants the outcome, if anywhere.
+    pub callback_url: Option<String>,
+}
+
+/// A new deployment row, as returned to the hook caller.
+#[derive(Debug, Clone, Serialize)]
+pub struct Queued {
+    /// Deployment id.
+    pub id: i64,
+    /// Target name.
+    pub target: String,
+    /// Image.
+    pub image: String,
+    /// Tag.
+    pub tag: String,
+}
+
+/// The state file.
+#[derive(Clone)]
+pub struct Store {
+    conn: Arc<Mutex<Connection>>,
+}
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS events (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    hook         TEXT NOT NULL,
+    source       TEXT NOT NULL,
+    image        TEXT NOT NULL,
+    tag          TEXT NOT NULL,
+    digest       TEXT,
+    delivery     TEXT,
+    callback_url TEXT,
+    callback     TEXT,            -- NULL, 'sent' or 'failed'
+    received_at  TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS deployments (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id    INTEGER NOT NULL REFERENCES events(id),
+    target      TEXT NOT NULL,
+    image       TEXT NOT NULL,
+    tag         TEXT NOT NULL,
+    digest      TEXT,
+    state       TEXT NOT NULL,
+    message     TEXT,
+    created_at  TEXT NOT NULL,
+    started_at  TEXT,
+    ended_at    TEXT
+);
+CREATE INDEX IF NOT EXISTS deployments_target_state ON deployments(target, state);
+CREATE INDEX IF NOT EXISTS deployments_event ON deployments(event_id);
+CREATE TABLE IF NOT EXISTS deployment_logs (
+    deployment_id INTEGER NOT NULL REFERENCES deployments(id),
+    ts            TEXT NOT NULL,
+    line          TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS deployment_logs_id ON deployment_logs(deployment_id);
+"#;
+
+const DEPLOYMENT_COLUMNS: &str =
+    "id, event_id, target, image, tag, digest, state, message, created_at, started_at, ended_at";
+
+fn deployment_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Deployment> {
+    Ok(Deployment {
+        id: r.get(0)?,
+        event_id: r.get(1)?,
+        target: r.get(2)?,
+        image: r.get(3)?,
+        tag: r.get(4)?,
+        digest: r.get(5)?,
+        state: DeployState::parse(&r.get::<_, String>(6)?),
+        message: r.get(7)?,
+        created_at: r.get(8)?,
+        started_at: r.get(9)?,
+        ended_at: r.get(10)?,
+    })
+}
+
+impl Store {
+    /// Opens (creating if needed) the state file at `path`.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let open_err = |source| StoreError::Open {
+            path: path.display().to_string(),
+            source,
+        };
+        let conn = Connection::open(path).map_err(open_err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(open_err)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(open_err)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(open_err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(open_err)?;
+        conn.execute_batch(SCHEMA).map_err(open_err)?;
+        Ok(Store {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    /// Runs `f` on the connection in a blocking thread.
+    async fn with<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn
+                .lock()
+                .map_err(|_| StoreError::Task("state file lock poisoned".into()))?;
+            f(&mut guard).map_err(StoreError::from)
+        })
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))?
+    }
+
+    /// Records one received event and queues a deployment per target, in one transaction.
+    pub async fn record_event(
+        &self,
+        hook: &str,
+        source: &str,
+        event: &ImagePushed,
+        targets: Vec<String>,
+    ) -> Result<Vec<Queued>, StoreError> {
+        let (hook, source, event) = (hook.to_string(), source.to_string(), event.clone());
+        self.with(move |c| {
+            let tx = c.transaction()?;
+            let now = crate::now_rfc3339();
+            let image = event.image.to_string();
+            tx.execute(
+                "INSERT INTO events (hook, source, image, tag, digest, delivery, callback_url, received_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![hook, source, image, event.tag, event.digest, event.delivery, event.callback_url, now],
+            )?;
+            let event_id = tx.last_insert_rowid();
+            let mut queued = Vec::new();
+            for target in targets {
+                tx.execute(
+                    "INSERT INTO deployments (event_id, target, image, tag, digest, state, created_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6)",
+                    params![event_id, target, image, event.tag, event.digest, now],
+                )?;
+                queued.push(Queued {
+                    id: tx.last_insert_rowid(),
+                    target,
+                    image: image.clone(),
+                    tag: event.tag.clone(),
+                });
+            }
+            tx.commit()?;
+            Ok(queued)
+        })
+        .await
+    }
+
+    /// Claims the next deployment for `target`: the newest queued one becomes running, and
+    /// older queued ones are superseded by it (a burst of pushes deploys only the last).
+    /// Returns the claimed deployment and the ids of the superseded ones.
+    pub async fn claim_next(
+        &self,
+        target: &str,
+    ) -> Result<Option<(Deployment, Vec<i64>)>, StoreError> {
+        let target = target.to_string();
+        self.with(move |c| {
+            let tx = c.transaction()?;
+            let newest: Option<Deployment> = tx
+                .query_row(
+                    &format!(
+                        "SELECT {DEPLOYMENT_COLUMNS} FROM deployments
+                         WHERE target = ?1 AND state = 'queued' ORDER BY id DESC LIMIT 1"
+                    ),
+                    params![target],
+                    deployment_row,
+                )
+                .optional()?;
+            let Some(mut job) = newest else {
+                return Ok(None);
+            };
+            let now = crate::now_rfc3339();
+            let superseded: Vec<i64> = {
+                let mut stmt = tx.prepare(
+                    "SELECT id FROM deployments WHERE target = ?1 AND state = 'queued' AND id < ?2",
+                )?;
+                let ids = stmt
+                    .query_map(params![target, job.id], |r| r.get(0))?
+                    .collect::<rusqlite::Result<Vec<i64>>>()?;
+                ids
+            };
+            for id in &superseded {
+                tx.execute(
+                    "UPDATE deployments SET state = 'superseded', message = ?2, ended_at = ?3 WHERE id = ?1",
+                    params![id, format!("superseded by deployment {}", job.id), now],
+                )?;
+            }
+            tx.execute(
+                "UPDATE deployments SET state = 'running', started_at = ?2 WHERE id = ?1",
+                params![job.id, now],
+            )?;
+            tx.commit()?;
+            job.state = DeployState::Running;
+            job.started_at = Some(now);
+            Ok(Some((job, superseded)))
+        })
+        .await
+    }
+
+    /// Ends a deployment with a terminal state and a one-line message.
+    pub async fn finish(
+        &self,
+        id: i64,
+        state: DeployState,
+        message: &str,
+        digest: Option<String>,
+    ) -> Result<(), StoreError> {
+        let message = message.to_string();
+        self.with(move |c| {
+            c.execute(
+                "UPDATE deployments SET state = ?2, message = ?3, ended_at = ?4,
+                        digest = COALESCE(?5, digest)
+                 WHERE id = ?1",
+                params![id, state.as_str(), message, crate::now_rfc3339(), digest],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+
+    /// Marks deployments left running by a previous process as interrupted; returns them.
+    pub async fn interrupt_running(&self) -> Result<Vec<i64>, StoreError> {
+        self.with(|c| {
+            let ids = c
+                .prepare("SELECT id FROM deployments WHERE state = 'running'")?
+                .query_map([], |r| r.get(0))?
+                .collect::<rusqlite::Result<Vec<i64>>>()?;
+            c.execute(
+                "UPDATE deployments SET state = 'interrupted', ended_at = ?1,
+                        message = 'dockhand stopped while this deploy was running'
+                 WHERE state = 'running'",
+                params![crate::now_rfc3339()],
+            )?;
+            Ok(ids)
+        })
+        .await
+    }
+
+    /// Appends a line to a deployment's log.
+    pub async fn log(&self, id: i64, line: String) -> Result<(), StoreError> {
+        self.with(move |c| {
+            c.execute(
+                "INSERT INTO deployment_logs (deployment_id, ts, line) VALUES (?1, ?2, ?3)",
+                params![id, crate::now_rfc3339(), line],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+
+    /// One deployment.
+    pub async fn deployment(&self, id: i64) -> Result<Option<Deployment>, StoreError> {
+        self.with(move |c| {
+            c.query_row(
+                &format!("SELECT {DEPLOYMENT_COLUMNS} FROM deployments WHERE id = ?1"),
+                params![id],
+                deployment_row,
+            )
+            .optional()
+        })
+        .await
+    }
+
+    /// A deployment's log, oldest first.
+    pub async fn logs(&self, id: i64) -> Result<Vec<LogLine>, StoreError> {
+        self.with(move |c| {
+            c.prepare(
+                "SELECT ts, line FROM deployment_logs WHERE deployment_id = ?1 ORDER BY rowid",
+            )?
+            .query_map(params![id], |r| {
+                Ok(LogLine {
+                    ts: r.get(0)?,
+                    line: r.get(1)?,
+                })
+            })?
+            .collect()
+        })
+        .await
+    }
+
+    /// Deployments, newest first, optionally of one target.
+    pub async fn deployments(
+        &self,
+        target: Option<String>,
+        limit: u32,
+    ) -> Result<Vec<Deployment>, StoreError> {
+        self.with(move |c| {
+            c.prepare(&format!(
+                "SELECT {DEPLOYMENT_COLUMNS} FROM deployments
+                 WHERE (?1 IS NULL OR target = ?1) ORDER BY id DESC LIMIT ?2"
+            ))?
+            .query_map(params![target, limit], deployment_row)?
+            .collect()
+        })
+        .await
+    }
+
+    /// The event of a deployment and all the deployments it asked for.
+    pub async fn event_of(
+        &self,
+        deployment_id: i64,
+    ) -> Result<Option<(StoredEvent, Vec<Deployment>)>, StoreError> {
+        self.with(move |c| {
+            let event = c
+                .query_row(
+                    "SELECT e.id, e.callback_url FROM events e
+                     JOIN deployments d ON d.event_id = e.id WHERE d.id = ?1",
+                    params![deployment_id],
+                    |r| {
+                        Ok(StoredEvent {
+                            id: r.get(0)?,
+                            callback_url: r.get(1)?,
+                        })
+                    },
+                )
+                .optional()?;
+            let Some(event) = event else { return Ok(None) };
+            let deployments = c
+                .prepare(&format!(
+                    "SELECT {DEPLOYMENT_COLUMNS} FROM deployments WHERE event_id = ?1 ORDER BY id"
+                ))?
+                .query_map(params![event.id], deployment_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(Some((event, deployments)))
+        })
+        .await
+    }
+
+    /// Claims the right to send an event's callback; true only for the first caller.
+    pub async fn claim_callback(&self, event_id: i64) -> Result<bool, StoreError> {
+        self.with(move |c| {
+            c.execute(
+                "UPDATE events SET callback = 'sending' WHERE id = ?1 AND callback IS NULL",
+                params![event_id],
+            )
+            .map(|n| n == 1)
+        })
+        .await
+    }
+
+    /// Records how a callback ended: `sent` or `failed`.
+    pub async fn callback_done(
+        &self,
+        event_id: i64,
+        outcome: &'static str,
+    ) -> Result<(), StoreError> {
+        self.with(move |c| {
+            c.execute(
+                "UPDATE events SET callback = ?2 WHERE id = ?1",
+                params![event_id, outcome],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+
+    /// Whether the state file answers (for `/healthz`).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.with(|c| c.query_row("SELECT 1", [], |_| Ok(()))).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reference::ImageName;
+
+    fn push(tag: &str) -> ImagePushed {
+        ImagePushed {
+            image: ImageName::parse("127.0.0.1:5000/app").unwrap(),
+            tag: tag.into(),
+            digest: None,
+            delivery: Some(format!("d-{tag}")),
+            callback_url: Some("http://127.0.0.1:9/cb".into()),
+        }
+    }
+
+    #[tokio::test]
+    async fn newest_wins_and_older_are_superseded() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.db")).unwrap();
+        let mut ids = Vec::new();
+        for tag in ["v1", "v2", "v3"] {
+            let q = store
+                .record_event(
+                    "h",
+                    "generic",
+                    &push(tag),
+                    vec!["web".into(), "other".into()],
+                )
+                .await
+                .unwrap();
+            ids.push(q[0].id);
+        }
+        let (job, superseded) = store.claim_next("web").await.unwrap().unwrap();
+        assert_eq!(job.tag, "v3");
+        assert_eq!(job.state, DeployState::Running);
+        assert_eq!(superseded, vec![ids[0], ids[1]]);
+        assert!(store.claim_next("web").await.unwrap().is_none());
+        let old = store.deployment(ids[0]).await.unwrap().unwrap();
+        assert_eq!(old.state, DeployState::Superseded);
+        assert!(old.ended_at.is_some());
+
+        store.log(job.id, "hello".into()).await.unwrap();
+        store
+            .finish(
+                job.id,
+                DeployState::Succeeded,
+                "ok",
+                Some("sha256:x".into()),
+            )
+            .await
+            .unwrap();
+        let done = store.deployment(job.id).await.unwrap().unwrap();
+        assert_eq!(
+            (done.state, done.digest.as_deref()),
+            (DeployState::Succeeded, Some("sha256:x"))
+        );
+        assert_eq!(store.logs(job.id).await.unwrap()[0].line, "hello");
+
+        let (event, deps) = store.event_of(job.id).await.unwrap().unwrap();
+        assert_eq!(deps.len(), 2);
+        assert_eq!(event.callback_url.as_deref(), Some("http://127.0.0.1:9/cb"));
+        assert!(store.claim_callback(event.id).await.unwrap());
+        assert!(!store.claim_callback(event.id).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn rows_survive_reopening_and_running_becomes_interrupted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        {
+            let store = Store::open(&path).unwrap();
+            store
+                .record_event("h", "generic", &push("v1"), vec!["web".into()])
+                .await
+                .unwrap();
+            store
+                .record_event("h", "generic", &push("v2"), vec!["api".into()])
+                .await
+                .unwrap();
+            store.claim_next("web").await.unwrap().unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        let interrupted = store.interrupt_running().await.unwrap();
+        assert_eq!(interrupted.len(), 1);
+        let d = store.deployment(interrupted[0]).await.unwrap().unwrap();
+        assert_eq!(d.state, DeployState::Interrupted);
+        let (queued, _) = store.claim_next("api").await.unwrap().unwrap();
+        assert_eq!(queued.tag, "v2");
+    }
+}
