@@ -1,0 +1,419 @@
+//! The lab the integration tests run in: the real Docker Engine (brought up by
+//! `scripts/lab.sh up`), a real CNCF Distribution registry per test whose notifications
+//! point at that test's own dockhand, and helpers to wait on real state by polling.
+//!
+//! Every name a test creates is unique (`dh-<what>-<random>`), and a [`Cleanup`] guard
+//! removes it even when the test fails. Processes are stopped by the pid this harness
+//! started.
+
+#![allow(dead_code)]
+
+use dockhand::app::App;
+use dockhand::config::Config;
+use dockhand::store::{DeployState, Deployment};
+use std::future::Future;
+use std::net::TcpListener as StdListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The lab's images (built by scripts/lab.sh): httpd serving its version on :8080.
+pub const APP: &str = "dockhand-lab/app";
+/// The Docker Hub mirror the lab configures in dockerd (see scripts/lab.sh).
+pub const HUB_MIRROR: &str = "127.0.0.1:5599";
+/// The token every test hook uses.
+pub const TOKEN: &str = "test-s3cret-token";
+
+/// A short random suffix for names.
+pub fn unique(what: &str) -> String {
+    format!(
+        "dh-{what}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    )
+}
+
+/// Runs `docker ARGS`, panicking with its output if it fails.
+pub fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker")
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run docker: {e}; run scripts/lab.sh up"));
+    assert!(
+        out.status.success(),
+        "docker {} failed: {}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Runs `docker ARGS`, ignoring failure (for cleanup).
+pub fn docker_quiet(args: &[&str]) {
+    let _ = Command::new("docker")
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
+/// Fails the test early, with what to do, when the lab is not up.
+pub fn require_lab() {
+    let ok = Command::new("docker")
+        .args([
+            "image",
+            "inspect",
+            &format!("{APP}:v1"),
+            &format!("{APP}:crash"),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok,
+        "the Docker lab is not up (no engine or no test images): run `scripts/lab.sh up` as root"
+    );
+}
+
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    StdListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Removes what a test created, when dropped.
+#[derive(Default)]
+pub struct Cleanup {
+    containers: Vec<String>,
+    services: Vec<String>,
+    networks: Vec<String>,
+    volumes: Vec<String>,
+}
+
+impl Cleanup {
+    pub fn container(&mut self, name: &str) {
+        self.containers.push(name.to_string());
+    }
+    pub fn service(&mut self, name: &str) {
+        self.services.push(name.to_string());
+    }
+    pub fn network(&mut self, name: &str) {
+        self.networks.push(name.to_string());
+    }
+    pub fn volume(&mut self, name: &str) {
+        self.volumes.push(name.to_string());
+    }
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for s in &self.services {
+            docker_quiet(&["service", "rm", s]);
+        }
+        for c in &self.containers {
+            // Also anything a failed deploy left parked under NAME-dockhand-old-ID.
+            let parked = Command::new("docker")
+                .args([
+                    "ps",
+                    "-aq",
+                    "--filter",
+                    &format!("name=^/{c}-dockhand-old-"),
+                ])
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
+                .unwrap_or_default();
+            for id in parked.split_whitespace() {
+                docker_quiet(&["rm", "-f", id]);
+            }
+            docker_quiet(&["rm", "-f", c]);
+        }
+        if !self.services.is_empty() {
+            // Service tasks let go of their network a moment after the service is removed.
+            for n in &self.networks {
+                let deadline = Instant::now() + Duration::from_secs(20);
+                while Command::new("docker")
+                    .args(["network", "rm", n])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status()
+                    .is_ok_and(|s| !s.success())
+                    && Instant::now() < deadline
+                {
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+            }
+        } else {
+            for n in &self.networks {
+                docker_quiet(&["network", "rm", n]);
+            }
+        }
+        for v in &self.volumes {
+            docker_quiet(&["volume", "rm", "-f", v]);
+        }
+    }
+}
+
+/// A real Distribution registry on its own port and storage, notifying one dockhand hook.
+pub struct Registry {
+    pub port: u16,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Registry {
+    /// Starts `docker-registry` with notifications to `notify_url` (Bearer [`TOKEN`]).
+    pub async fn start(notify_url: &str) -> Registry {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        let config = format!(
+            r#"version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: {root}
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:{port}
+notifications:
+  endpoints:
+    - name: dockhand
+      url: {notify_url}
+      headers:
+        Authorization: [Bearer {TOKEN}]
+      timeout: 2s
+      threshold: 5
+      backoff: 1s
+"#,
+            root = dir.path().join("data").display()
+        );
+        let config_path = dir.path().join("registry.yml");
+        std::fs::write(&config_path, config).expect("write registry config");
+        let log = std::fs::File::create(dir.path().join("registry.log")).expect("log file");
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config_path)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("docker-registry (run scripts/lab.sh up)");
+        let registry = Registry {
+            port,
+            child,
+            _dir: dir,
+        };
+        let url = format!("http://127.0.0.1:{port}/v2/");
+        wait_for("the registry to answer", Duration::from_secs(20), || {
+            let url = url.clone();
+            async move {
+                reqwest::get(&url)
+                    .await
+                    .ok()
+                    .filter(|r| r.status().is_success())
+            }
+        })
+        .await;
+        registry
+    }
+
+    /// `127.0.0.1:PORT/name`.
+    pub fn image(&self, name: &str) -> String {
+        format!("127.0.0.1:{}/{name}", self.port)
+    }
+
+    /// Tags a lab image (`v1`, `v2`, `crash`...) as `repo:tag` in this registry and pushes it.
+    pub fn push(&self, lab_tag: &str, repo: &str, tag: &str) -> String {
+        let reference = format!("{}:{tag}", self.image(repo));
+        docker(&["tag", &format!("{APP}:{lab_tag}"), &reference]);
+        docker(&["push", "-q", &reference]);
+        reference
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Pushes a lab image to the lab's Docker Hub mirror as `namespace/name:tag`, so that
+/// the engine pulls it as `docker.io/namespace/name:tag`.
+pub fn push_to_hub_mirror(lab_tag: &str, repo: &str, tag: &str) {
+    let reference = format!("{HUB_MIRROR}/{repo}:{tag}");
+    docker(&["tag", &format!("{APP}:{lab_tag}"), &reference]);
+    docker(&["push", "-q", &reference]);
+}
+
+/// A dockhand running in-process, with its own state file.
+pub struct Dockhand {
+    pub app: Option<App>,
+    pub url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Dockhand {
+    /// A listener bound now, so that its URL can go into a registry's config first.
+    pub fn bind() -> (tokio::net::TcpListener, String) {
+        let std = StdListener::bind("127.0.0.1:0").expect("bind");
+        std.set_nonblocking(true).expect("nonblocking");
+        let url = format!("http://{}", std.local_addr().expect("addr"));
+        (
+            tokio::net::TcpListener::from_std(std).expect("tokio listener"),
+            url,
+        )
+    }
+
+    /// Starts dockhand with `config` (TOML; `[server]` is filled in by the harness).
+    pub async fn start(listener: tokio::net::TcpListener, config: &str) -> Dockhand {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = dir.path().join("state.db");
+        let text = format!("[server]\nstate = \"{}\"\n\n{config}", state.display());
+        let config = Config::from_toml(&text, "test", Path::new(".")).expect("valid test config");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let app = App::start(config, Some(listener))
+            .await
+            .expect("dockhand starts");
+        Dockhand {
+            app: Some(app),
+            url,
+            _dir: dir,
+        }
+    }
+
+    pub fn app(&self) -> &App {
+        self.app.as_ref().expect("running")
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self._dir.path().to_path_buf()
+    }
+
+    /// All deployments, oldest first.
+    pub async fn deployments(&self) -> Vec<Deployment> {
+        let mut d = self
+            .app()
+            .store
+            .deployments(None, 1000)
+            .await
+            .expect("store");
+        d.reverse();
+        d
+    }
+
+    /// Waits until deployment `id` has ended and returns it.
+    pub async fn wait_ended(&self, id: i64, within: Duration) -> Deployment {
+        let store = self.app().store.clone();
+        wait_for(&format!("deployment {id} to end"), within, || {
+            let store = store.clone();
+            async move {
+                store
+                    .deployment(id)
+                    .await
+                    .ok()
+                    .flatten()
+                    .filter(|d| d.state.is_terminal())
+            }
+        })
+        .await
+    }
+
+    /// Waits until `n` deployments exist and have all ended.
+    pub async fn wait_all_ended(&self, n: usize, within: Duration) -> Vec<Deployment> {
+        let store = self.app().store.clone();
+        wait_for(&format!("{n} deployments to end"), within, || {
+            let store = store.clone();
+            async move {
+                let mut d = store.deployments(None, 1000).await.ok()?;
+                d.reverse();
+                (d.len() >= n && d.iter().all(|d| d.state.is_terminal())).then_some(d)
+            }
+        })
+        .await
+    }
+
+    /// Waits until the deployment of `tag` exists and has ended.
+    pub async fn wait_tag_ended(&self, tag: &str, within: Duration) -> Deployment {
+        let store = self.app().store.clone();
+        wait_for(&format!("the deployment of {tag} to end"), within, || {
+            let store = store.clone();
+            async move {
+                store
+                    .deployments(None, 1000)
+                    .await
+                    .ok()?
+                    .into_iter()
+                    .find(|d| d.tag == tag && d.state.is_terminal())
+            }
+        })
+        .await
+    }
+
+    /// A deployment's log, one line per entry.
+    pub async fn log_of(&self, id: i64) -> String {
+        self.app()
+            .store
+            .logs(id)
+            .await
+            .expect("logs")
+            .into_iter()
+            .map(|l| l.line)
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+/// Polls `probe` every 200 ms until it returns `Some`, or panics after `within`.
+pub async fn wait_for<T, F, Fut>(what: &str, within: Duration, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(v) = probe().await {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {within:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// GET `url` and return the body, if it answers 200.
+pub async fn get_text(url: &str) -> Option<String> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .ok()?;
+    let r = client.get(url).send().await.ok()?;
+    if !r.status().is_success() {
+        return None;
+    }
+    r.text().await.ok().map(|t| t.trim().to_string())
+}
+
+/// Asserts that deployment `d` ended in `state`, showing its log otherwise.
+pub async fn assert_state(dockhand: &Dockhand, d: &Deployment, state: DeployState) {
+    if d.state != state {
+        panic!(
+            "deployment {} ended {:?}, expected {:?}: {}\n--- log ---\n{}",
+            d.id,
+            d.state,
+            state,
+            d.message.clone().unwrap_or_default(),
+            dockhand.log_of(d.id).await
+        );
+    }
+}
+
+/// `docker inspect -f FORMAT NAME`.
+pub fn inspect(name: &str, format: &str) -> String {
+    docker(&["inspect", "-f", format, name])
+}
