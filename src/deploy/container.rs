@@ -291,12 +291,11 @@ async fn wait_until_up(
                     .unwrap_or_default();
                 return Err(format!("the new container is unhealthy: {}", output.trim()));
             }
-            Some(HealthStatusEnum::STARTING) => {
-                if last_health != health {
-                    log.line("health check starting").await;
-                    last_health = health;
-                }
+            Some(HealthStatusEnum::STARTING) if last_health != health => {
+                log.line("health check starting").await;
+                last_health = health;
             }
+            Some(HealthStatusEnum::STARTING) => {}
             _ if status == ContainerStateStatusEnum::RUNNING => {
                 let since = *running_since.get_or_insert_with(Instant::now);
                 if since.elapsed() >= target.healthy_for {

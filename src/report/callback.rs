@@ -107,7 +107,8 @@ impl Reporter {
                 }
                 Ok(r) => tracing::warn!(%host, attempt, status = %r.status(), "callback refused"),
                 Err(e) => {
-                    tracing::warn!(%host, attempt, error = %e.without_url(), "callback failed")
+                    let error = error_chain(&e.without_url());
+                    tracing::warn!(%host, attempt, %error, "callback failed")
                 }
             }
             if attempt < self.attempts {
@@ -118,6 +119,18 @@ impl Reporter {
         tracing::warn!(%host, "callback given up after {} attempts", self.attempts);
         false
     }
+}
+
+/// An error with its causes, for a log line ("error sending request: connection refused").
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out
 }
 
 /// The callback body for an event whose deployments have all ended.

@@ -140,6 +140,14 @@ pub fn bearer_or_query_token(request: &HookRequest<'_>, secret: &Secret) -> Resu
 
 /// Parses JSON, turning serde's error into a short 400 reason.
 fn json<'a, T: serde::Deserialize<'a>>(body: &'a [u8]) -> Result<T, Rejection> {
+    // serde would take `[...]` for a struct and say "invalid length"; say what is meant.
+    if let Some(first) = body.iter().find(|b| !b.is_ascii_whitespace()) {
+        if *first != b'{' {
+            return Err(Rejection::Malformed(
+                "expected a JSON object ({...})".to_string(),
+            ));
+        }
+    }
     serde_json::from_slice(body).map_err(|e| Rejection::Malformed(short(&e.to_string())))
 }
 

@@ -270,9 +270,21 @@ impl Dockhand {
 
     /// Starts dockhand with `config` (TOML; `[server]` is filled in by the harness).
     pub async fn start(listener: tokio::net::TcpListener, config: &str) -> Dockhand {
+        Self::start_with_server(listener, "", config).await
+    }
+
+    /// Like [`Dockhand::start`], with extra `[server]` lines.
+    pub async fn start_with_server(
+        listener: tokio::net::TcpListener,
+        server: &str,
+        config: &str,
+    ) -> Dockhand {
         let dir = tempfile::tempdir().expect("tempdir");
         let state = dir.path().join("state.db");
-        let text = format!("[server]\nstate = \"{}\"\n\n{config}", state.display());
+        let text = format!(
+            "[server]\nstate = \"{}\"\n{server}\n\n{config}",
+            state.display()
+        );
         let config = Config::from_toml(&text, "test", Path::new(".")).expect("valid test config");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
         let app = App::start(config, Some(listener))
