@@ -255,8 +255,11 @@ async fn a_broken_release_is_reported_as_the_engine_left_it() {
         || async { (versions_served(&rolled, &network).await == ["v1"]).then_some(()) },
     )
     .await;
-    // start-first kept the v1 task of the paused service serving through the failure.
-    assert!(versions_served(&paused, &network)
-        .await
-        .contains(&"v1".to_string()));
+    // The log says why: the broken task's state and the engine's reason.
+    let log = dockhand.log_of(p.id).await;
+    assert!(
+        log.lines()
+            .any(|l| l.starts_with("task ") && (l.contains("failed") || l.contains("rejected"))),
+        "{log}"
+    );
 }
