@@ -54,12 +54,6 @@ impl App {
     pub async fn start(config: Config, listener: Option<TcpListener>) -> Result<App, StartError> {
         let config = Arc::new(config);
         let store = Store::open(&config.server.state)?;
-        let interrupted = store.interrupt_running().await?;
-        if !interrupted.is_empty() {
-            tracing::warn!(
-                "deployments {interrupted:?} were running when dockhand last stopped; marked interrupted"
-            );
-        }
         let engine = Arc::new(Engine::from_env());
         let reporter = Arc::new(Reporter::new(
             store.clone(),
@@ -123,7 +117,7 @@ impl App {
         let _ = self.server.await;
         let drain = async { while self.workers.join_next().await.is_some() {} };
         if tokio::time::timeout(grace, drain).await.is_err() {
-            tracing::warn!("deploys still running after {grace:?}; stopping them (they will show as interrupted)");
+            tracing::warn!("deploys still running after {grace:?}; stopping them (the next start finishes or undoes them)");
             self.workers.abort_all();
         }
     }
@@ -132,6 +126,7 @@ impl App {
 /// `dockhand serve`: runs until SIGTERM or SIGINT.
 pub async fn serve(config: Config) -> Result<(), StartError> {
     let report_config = config.clone();
+    let grace = config.server.shutdown_grace;
     let app = App::start(config, None).await?;
     // Say what the engine knows of each target, without holding up the start.
     let engine = app.engine.clone();
@@ -156,7 +151,7 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     });
     wait_for_signal().await;
     tracing::info!("shutting down: no new hooks; letting running deploys finish");
-    app.shutdown(Duration::from_secs(60)).await;
+    app.shutdown(grace).await;
     tracing::info!("stopped");
     Ok(())
 }

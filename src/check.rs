@@ -25,6 +25,8 @@ pub enum TargetStatus {
     Found {
         /// The image reference the engine reports.
         image: String,
+        /// The digest it runs, when the engine knows it.
+        digest: Option<String>,
         /// Extra state (`running`, `exited`, replicas...).
         state: String,
     },
@@ -43,7 +45,7 @@ impl TargetReport {
     /// One line for people.
     pub fn status_line(&self) -> String {
         match &self.status {
-            TargetStatus::Found { image, state } => {
+            TargetStatus::Found { image, state, .. } => {
                 format!("{} {} runs {image} ({state})", self.kind, self.object)
             }
             TargetStatus::Missing => format!(
@@ -91,8 +93,12 @@ async fn service_status(engine: &Engine, name: &str) -> TargetStatus {
                 .and_then(|u| u.state)
                 .map(|st| format!("last update {st}"))
                 .unwrap_or_else(|| "no update yet".into());
+            let digest = crate::reference::parse_full(&image)
+                .ok()
+                .and_then(|(_, _, d)| d);
             TargetStatus::Found {
                 image,
+                digest,
                 state: update,
             }
         }
@@ -103,14 +109,34 @@ async fn service_status(engine: &Engine, name: &str) -> TargetStatus {
 
 async fn container_status(engine: &Engine, name: &str) -> TargetStatus {
     match engine.inspect_container(name).await {
-        Ok(c) => TargetStatus::Found {
-            image: c.config.and_then(|c| c.image).unwrap_or_default(),
-            state: c
-                .state
-                .and_then(|s| s.status)
-                .map(|s| s.to_string())
-                .unwrap_or_default(),
-        },
+        Ok(c) => {
+            let image = c.config.and_then(|c| c.image).unwrap_or_default();
+            // The digest of the image the container was created from, for its repository.
+            let digest = match (&c.image, crate::reference::parse_full(&image)) {
+                (Some(id), Ok((name, _, _))) => engine
+                    .inspect_image(id)
+                    .await
+                    .ok()
+                    .and_then(|i| i.repo_digests)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .find_map(|rd| {
+                        let (n, d) = rd.split_once('@')?;
+                        let (parsed, _, _) = crate::reference::parse_full(n).ok()?;
+                        (parsed == name).then(|| d.to_string())
+                    }),
+                _ => None,
+            };
+            TargetStatus::Found {
+                image,
+                digest,
+                state: c
+                    .state
+                    .and_then(|s| s.status)
+                    .map(|s| s.to_string())
+                    .unwrap_or_default(),
+            }
+        }
         Err(EngineError::NotFound(_)) => TargetStatus::Missing,
         Err(e) => TargetStatus::Error(e.to_string()),
     }

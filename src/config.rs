@@ -74,6 +74,17 @@ pub struct ServerConfig {
     pub body_limit: usize,
     /// `public_url`: how others reach this dockhand (for links in callbacks), if set.
     pub public_url: Option<String>,
+    /// `admin_token` (or `_file`, `_env`): the bearer token of `/api`. Without it the API
+    /// is off. It is never a hook's secret.
+    pub admin_token: Option<Secret>,
+    /// `dedupe_window`: how long an event without a delivery id is remembered, so that
+    /// a resent one (same source, image, tag, digest) makes no second deploy (default 60s).
+    pub dedupe_window: Duration,
+    /// `shutdown_grace`: how long running deploys may take to finish on SIGTERM (default 60s).
+    pub shutdown_grace: Duration,
+    /// `retry_attempts`: how often a deploy is tried when the engine is unreachable or
+    /// fails with a 5xx before anything changed (default 5; backoff 2s doubling, max 60s).
+    pub retry_attempts: u32,
 }
 
 /// Which payload format a hook speaks.
@@ -171,6 +182,14 @@ struct FileServer {
     state: Option<PathBuf>,
     body_limit: Option<usize>,
     public_url: Option<String>,
+    admin_token: Option<String>,
+    admin_token_file: Option<PathBuf>,
+    admin_token_env: Option<String>,
+    #[serde(default, with = "humantime_serde")]
+    dedupe_window: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    shutdown_grace: Option<Duration>,
+    retry_attempts: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -223,7 +242,7 @@ impl Config {
     pub fn from_toml(text: &str, origin: &str, base: &Path) -> Result<Config, ConfigError> {
         let file: FileConfig = toml::from_str(text).map_err(|e| syntax_error(origin, text, &e))?;
 
-        let server = validate_server(file.server)?;
+        let server = validate_server(file.server, base)?;
         let mut hooks = Vec::new();
         let mut hook_names = HashSet::new();
         for (i, h) in file.hooks.into_iter().enumerate() {
@@ -239,6 +258,14 @@ impl Config {
                 ));
             }
             hooks.push(hook);
+        }
+        if let Some(admin) = &server.admin_token {
+            if let Some(h) = hooks.iter().find(|h| h.token.matches(admin.expose())) {
+                return Err(invalid(
+                    "server.admin_token",
+                    format!("is the same as hook '{}''s secret; the API token must be its own (a hook secret travels in registry configs and URLs)", h.name),
+                ));
+            }
         }
         let mut targets = Vec::new();
         let mut target_names = HashSet::new();
@@ -289,7 +316,7 @@ fn syntax_error(origin: &str, text: &str, e: &toml::de::Error) -> ConfigError {
     }
 }
 
-fn validate_server(s: FileServer) -> Result<ServerConfig, ConfigError> {
+fn validate_server(s: FileServer, base: &Path) -> Result<ServerConfig, ConfigError> {
     let listen = s.listen.as_deref().unwrap_or("127.0.0.1:8787");
     let listen = listen.parse().map_err(|_| {
         invalid(
@@ -309,11 +336,25 @@ fn validate_server(s: FileServer) -> Result<ServerConfig, ConfigError> {
             ));
         }
     }
+    let admin_token = load_secret(
+        "server",
+        "admin_token",
+        SecretSource {
+            value: s.admin_token,
+            file: s.admin_token_file,
+            env: s.admin_token_env,
+        },
+        base,
+    )?;
     Ok(ServerConfig {
         listen,
         state: s.state.unwrap_or_else(|| PathBuf::from("dockhand.db")),
         body_limit,
         public_url: s.public_url.map(|u| u.trim_end_matches('/').to_string()),
+        admin_token,
+        dedupe_window: s.dedupe_window.unwrap_or(Duration::from_secs(60)),
+        shutdown_grace: s.shutdown_grace.unwrap_or(Duration::from_secs(60)),
+        retry_attempts: s.retry_attempts.unwrap_or(5).max(1),
     })
 }
 
@@ -337,7 +378,46 @@ fn validate_hook(h: FileHook, key: &str, base: &Path) -> Result<HookConfig, Conf
         ));
     }
     let key = format!("hooks.{}", h.name);
-    let token = match (h.token, h.token_file, h.token_env) {
+    let token = load_secret(
+        &key,
+        "token",
+        SecretSource {
+            value: h.token,
+            file: h.token_file,
+            env: h.token_env,
+        },
+        base,
+    )?
+    .ok_or_else(|| {
+        invalid(
+            &key,
+            "has no secret: set one of token, token_file or token_env (a hook without a secret would let anyone deploy)",
+        )
+    })?;
+    Ok(HookConfig {
+        name: h.name,
+        source: h.source,
+        token,
+    })
+}
+
+/// The three ways a secret can be given: `NAME`, `NAME_file`, `NAME_env`.
+struct SecretSource {
+    value: Option<String>,
+    file: Option<PathBuf>,
+    env: Option<String>,
+}
+
+/// Loads the secret `NAME` of the table at `key` from whichever of `NAME`, `NAME_file` and
+/// `NAME_env` is set (at most one may be). `None` when none is.
+fn load_secret(
+    key: &str,
+    name: &str,
+    source: SecretSource,
+    base: &Path,
+) -> Result<Option<Secret>, ConfigError> {
+    let secret = match (source.value, source.file, source.env) {
+        (None, None, None) => return Ok(None),
         (Some(t), None, None) => Secret::new(t),
         (None, Some(file), None) => {
             let path = if file.is_absolute() {
@@ -347,7 +427,7 @@ fn validate_hook(h: FileHook, key: &str, base: &Path) -> Result<HookConfig, Conf
             };
             let text = std::fs::read_to_string(&path).map_err(|e| {
                 invalid(
-                    format!("{key}.token_file"),
+                    format!("{key}.{name}_file"),
                     format!("cannot read {}: {e}", path.display()),
                 )
             })?;
@@ -355,34 +435,24 @@ fn validate_hook(h: FileHook, key: &str, base: &Path) -> Result<HookConfig, Conf
         }
         (None, None, Some(var)) => Secret::new(std::env::var(&var).map_err(|_| {
             invalid(
-                format!("{key}.token_env"),
+                format!("{key}.{name}_env"),
                 format!("environment variable {var} is not set (or not UTF-8); export it before starting dockhand"),
             )
         })?),
-        (None, None, None) => {
-            return Err(invalid(
-                key,
-                "has no secret: set one of token, token_file or token_env (a hook without a secret would let anyone deploy)",
-            ))
-        }
         _ => {
             return Err(invalid(
                 key,
-                "sets more than one of token, token_file and token_env; keep exactly one",
+                format!("sets more than one of {name}, {name}_file and {name}_env; keep exactly one"),
             ))
         }
     };
-    if token.is_empty() {
+    if secret.is_empty() {
         return Err(invalid(
-            key,
+            format!("{key}.{name}"),
             "the secret is empty; give it a value (e.g. `openssl rand -hex 32`)",
         ));
     }
-    Ok(HookConfig {
-        name: h.name,
-        source: h.source,
-        token,
-    })
+    Ok(Some(secret))
 }
 
 fn validate_target(
@@ -581,6 +651,18 @@ hooks   = ["registry"]       # default: every hook
     fn syntax_errors_do_not_quote_the_line() {
         let e = err("[[hooks]]\nname = \"h\"\nsource = \"generic\"\ntoken = \"topsecret\" oops\n");
         assert!(e.contains("line 4") && !e.contains("topsecret"), "{e}");
+    }
+
+    #[test]
+    fn admin_token_is_optional_and_never_a_hook_secret() {
+        assert!(Config::embedded_default().server.admin_token.is_none());
+        let c = parse("[server]\nadmin_token = \"adm\"\n[[hooks]]\nname = \"h\"\nsource = \"generic\"\ntoken = \"x\"\n").unwrap();
+        assert!(c.server.admin_token.unwrap().matches(b"adm"));
+        let e = err("[server]\nadmin_token = \"same\"\n[[hooks]]\nname = \"h\"\nsource = \"generic\"\ntoken = \"same\"\n");
+        assert!(
+            e.starts_with("server.admin_token:") && !e.contains("\"same\""),
+            "{e}"
+        );
     }
 
     #[test]

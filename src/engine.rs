@@ -297,10 +297,16 @@ impl Engine {
             .map_err(|e| self.map(e))
     }
 
-    /// Starts a container.
+    /// Starts a container. Starting a running container is not an error.
     pub async fn start_container(&self, id: &str) -> Result<(), EngineError> {
         let d = self.docker().await?;
-        d.start_container(id, None).await.map_err(|e| self.map(e))
+        match d.start_container(id, None).await {
+            Ok(())
+            | Err(BollardError::DockerResponseServerError {
+                status_code: 304, ..
+            }) => Ok(()),
+            Err(e) => Err(self.map(e)),
+        }
     }
 
     /// Stops a container, giving it `grace` before SIGKILL. Stopping a stopped container

@@ -26,11 +26,16 @@
 //! - [`engine`]: the one narrow seam to the Docker Engine API; every deployer goes through it.
 //! - [`report`]: telling people how it went: the registry's callback.
 //! - [`store`]: the SQLite state file: events, deployments, their logs.
+//! - [`api`]: the REST API under `/api` (admin token): targets, history, logs, deploy, rollback.
+//! - [`client`]: the API client behind the CLI's `status`, `history`, `logs`, `deploy`, `rollback`.
 //! - [`app`]: wires the pipeline together for `dockhand serve`.
 //! - [`check`]: `dockhand check`: the config validated against the live engine.
 
+pub mod api;
 pub mod app;
 pub mod check;
+pub mod cli;
+pub mod client;
 pub mod config;
 pub mod deploy;
 pub mod engine;

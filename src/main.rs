@@ -14,6 +14,20 @@ struct Cli {
     command: Command,
 }
 
+/// How the client commands reach a running daemon.
+#[derive(clap::Args)]
+struct Remote {
+    /// The daemon's URL
+    #[arg(long, env = "DOCKHAND_URL", default_value = "http://127.0.0.1:8787")]
+    url: String,
+    /// The API token (server.admin_token)
+    #[arg(long, env = "DOCKHAND_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Print JSON instead of tables
+    #[arg(long)]
+    json: bool,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the daemon: receive hooks and deploy.
@@ -31,6 +45,75 @@ enum Command {
         #[arg(long, short, env = "DOCKHAND_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// What each target runs now, and its last deploy (from a running daemon).
+    Status {
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Past deployments, newest first.
+    History {
+        /// Only this target
+        target: Option<String>,
+        /// Only this state (queued, running, succeeded, failed, rolled_back, ...)
+        #[arg(long)]
+        state: Option<String>,
+        /// At most this many
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// A deployment's log.
+    Logs {
+        /// Deployment id
+        id: i64,
+        /// Follow it live until the deployment ends (exit 1 if it did not succeed)
+        #[arg(long, short)]
+        follow: bool,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Deploy a tag (or digest) to a target, through the daemon's queue.
+    Deploy {
+        /// Target name
+        target: String,
+        /// Tag to deploy
+        tag: Option<String>,
+        /// Pin this digest (sha256:...)
+        #[arg(long)]
+        digest: Option<String>,
+        /// Follow the deploy to its end (exit 1 if it did not succeed)
+        #[arg(long, short)]
+        wait: bool,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Deploy the target's previous successful image again.
+    Rollback {
+        /// Target name
+        target: String,
+        /// Follow the deploy to its end (exit 1 if it did not succeed)
+        #[arg(long, short)]
+        wait: bool,
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+/// Runs a client command and turns its result into an exit status.
+async fn remote_command<F, Fut>(remote: Remote, f: F) -> ExitCode
+where
+    F: FnOnce(dockhand::client::Client, dockhand::cli::Output) -> Fut,
+    Fut: std::future::Future<Output = Result<u8, dockhand::client::ClientError>>,
+{
+    let client = dockhand::client::Client::new(&remote.url, remote.token);
+    match f(client, dockhand::cli::Output { json: remote.json }).await {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("dockhand: {e}");
+            ExitCode::from(dockhand::cli::EXIT_API_ERROR)
+        }
+    }
 }
 
 fn load(path: Option<PathBuf>) -> Result<(Config, String), String> {
@@ -96,6 +179,57 @@ fn main() -> ExitCode {
                     Ok(r) if r.iter().all(|t| t.found()) => ExitCode::SUCCESS,
                     _ => ExitCode::from(2),
                 }
+            }
+            Command::Status { remote } => {
+                remote_command(
+                    remote,
+                    |c, o| async move { dockhand::cli::status(&c, o).await },
+                )
+                .await
+            }
+            Command::History {
+                target,
+                state,
+                limit,
+                remote,
+            } => {
+                remote_command(remote, |c, o| async move {
+                    dockhand::cli::history(&c, target.as_deref(), state.as_deref(), limit, o).await
+                })
+                .await
+            }
+            Command::Logs { id, follow, remote } => {
+                remote_command(remote, |c, o| async move {
+                    dockhand::cli::logs(&c, id, follow, o).await
+                })
+                .await
+            }
+            Command::Deploy {
+                target,
+                tag,
+                digest,
+                wait,
+                remote,
+            } => {
+                if tag.is_none() && digest.is_none() {
+                    eprintln!("dockhand: give a TAG or --digest");
+                    return ExitCode::from(dockhand::cli::EXIT_API_ERROR);
+                }
+                let request = dockhand::api::DeployRequest { tag, digest };
+                remote_command(remote, |c, o| async move {
+                    dockhand::cli::deploy(&c, &target, Some(request), wait, o).await
+                })
+                .await
+            }
+            Command::Rollback {
+                target,
+                wait,
+                remote,
+            } => {
+                remote_command(remote, |c, o| async move {
+                    dockhand::cli::deploy(&c, &target, None, wait, o).await
+                })
+                .await
             }
         }
     })

@@ -8,11 +8,11 @@
 //! wakes them.
 
 use crate::config::{Config, TargetConfig};
-use crate::deploy::{self, DeployLog, Job, Outcome};
+use crate::deploy::{self, DeployLog, Job, Outcome, Recovery};
 use crate::engine::Engine;
 use crate::reference::ImageName;
 use crate::report::Reporter;
-use crate::store::Store;
+use crate::store::{DeployState, Deployment, Store};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,7 +31,17 @@ struct Shared {
     store: Store,
     engine: Arc<Engine>,
     reporter: Arc<Reporter>,
+    /// Tries per deploy while the engine fails transiently (`server.retry_attempts`).
+    retry_attempts: u32,
 }
+
+/// First wait before retrying a deploy the engine failed transiently; doubles each time.
+const RETRY_BACKOFF: Duration = Duration::from_secs(2);
+/// Longest wait between retries.
+const RETRY_BACKOFF_MAX: Duration = Duration::from_secs(60);
+/// A deploy found running at start this many times (dockhand keeps dying during it) is
+/// not tried again.
+const MAX_STARTS: u32 = 3;
 
 impl Queue {
     /// Starts a worker per target in `workers`. Each first runs what is already queued.
@@ -48,6 +58,7 @@ impl Queue {
             store,
             engine,
             reporter,
+            retry_attempts: config.server.retry_attempts,
         });
         let mut wakers = HashMap::new();
         for target in &config.targets {
@@ -78,6 +89,7 @@ async fn worker(
     notify: Arc<Notify>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    recover(&shared, &target, &mut shutdown).await;
     loop {
         if *shutdown.borrow() {
             return;
@@ -103,42 +115,142 @@ async fn worker(
             shared.reporter.deployment_ended(id).await;
         }
         let span = tracing::info_span!("deploy", id = deployment.id, target = %target.name, image = %deployment.image, tag = %deployment.tag);
-        run_one(&shared, &target, deployment).instrument(span).await;
+        run_one(&shared, &target, deployment, &mut shutdown)
+            .instrument(span)
+            .await;
     }
 }
 
-async fn run_one(shared: &Shared, target: &TargetConfig, d: crate::store::Deployment) {
-    let log = DeployLog::new(shared.store.clone(), d.id);
-    let outcome = match ImageName::parse(&d.image) {
-        Ok(image) => {
-            let job = Job {
-                id: d.id,
-                image,
-                tag: d.tag.clone(),
-                digest: d.digest.clone(),
-            };
-            log.line(format!(
-                "deploying {}:{} to {}",
-                d.image, d.tag, target.name
-            ))
-            .await;
-            deploy::run(&shared.engine, target, &job, &log).await
+/// Deploys of this target that a previous process left running: finished, undone or
+/// queued again by looking at the engine; never left running.
+async fn recover(shared: &Shared, target: &TargetConfig, shutdown: &mut watch::Receiver<bool>) {
+    let running = match shared.store.running().await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(target = %target.name, "cannot read deploys left running: {e}");
+            return;
         }
-        Err(e) => Outcome::failed(format!("stored image name is invalid: {e}")),
     };
+    for (d, starts) in running.into_iter().filter(|(d, _)| d.target == target.name) {
+        let span = tracing::info_span!("recover", id = d.id, target = %target.name);
+        async {
+            let log = DeployLog::new(shared.store.clone(), d.id);
+            log.line("dockhand restarted while this deploy was running; looking at the engine")
+                .await;
+            let Some(job) = job_of(&d) else {
+                finish(shared, d.id, &Outcome::failed("stored image name is invalid"), &log).await;
+                return;
+            };
+            let mut wait = RETRY_BACKOFF;
+            let recovery = loop {
+                match deploy::recover(&shared.engine, target, &job, &log).await {
+                    Ok(r) => break Some(r),
+                    Err(e) => {
+                        log.line(format!("{e}; trying again in {wait:?}")).await;
+                        tokio::select! {
+                            _ = tokio::time::sleep(wait) => {}
+                            _ = shutdown.changed() => break None,
+                        }
+                        wait = (wait * 2).min(RETRY_BACKOFF_MAX);
+                    }
+                }
+            };
+            match recovery {
+                None => {}
+                Some(Recovery::Done(outcome)) => finish(shared, d.id, &outcome, &log).await,
+                Some(Recovery::Requeue(why)) if starts < MAX_STARTS => {
+                    log.line(format!("{why}; queued again")).await;
+                    if let Err(e) = shared.store.requeue(d.id).await {
+                        tracing::error!("cannot queue deployment {} again: {e}", d.id);
+                    }
+                }
+                Some(Recovery::Requeue(why)) => {
+                    let outcome = Outcome {
+                        state: DeployState::Interrupted,
+                        message: format!("{why}; dockhand stopped during this deploy {starts} times, so it is not tried again"),
+                        digest: None,
+                        retry: false,
+                    };
+                    finish(shared, d.id, &outcome, &log).await;
+                }
+            }
+        }
+        .instrument(span)
+        .await;
+    }
+}
+
+fn job_of(d: &Deployment) -> Option<Job> {
+    Some(Job {
+        id: d.id,
+        image: ImageName::parse(&d.image).ok()?,
+        tag: d.tag.clone(),
+        digest: d.digest.clone(),
+    })
+}
+
+/// Records the outcome and reports it.
+async fn finish(shared: &Shared, id: i64, outcome: &Outcome, log: &DeployLog) {
     log.line(format!("{}: {}", outcome.state.as_str(), outcome.message))
         .await;
     if let Err(e) = shared
         .store
-        .finish(
-            d.id,
-            outcome.state,
-            &outcome.message,
-            outcome.digest.clone(),
-        )
+        .finish(id, outcome.state, &outcome.message, outcome.digest.clone())
         .await
     {
-        tracing::error!("cannot record the end of deployment {}: {e}", d.id);
+        tracing::error!("cannot record the end of deployment {id}: {e}");
     }
-    shared.reporter.deployment_ended(d.id).await;
+    shared.reporter.deployment_ended(id).await;
+}
+
+/// Runs one deploy, trying again while the engine fails transiently before any change.
+async fn run_one(
+    shared: &Shared,
+    target: &TargetConfig,
+    d: Deployment,
+    shutdown: &mut watch::Receiver<bool>,
+) {
+    let log = DeployLog::new(shared.store.clone(), d.id);
+    let Some(job) = job_of(&d) else {
+        finish(
+            shared,
+            d.id,
+            &Outcome::failed("stored image name is invalid"),
+            &log,
+        )
+        .await;
+        return;
+    };
+    log.line(format!(
+        "deploying {}:{} to {}",
+        d.image, d.tag, target.name
+    ))
+    .await;
+    let mut wait = RETRY_BACKOFF;
+    let mut attempt = 1;
+    let outcome = loop {
+        let outcome = deploy::run(&shared.engine, target, &job, &log).await;
+        if !outcome.retry || attempt >= shared.retry_attempts {
+            break outcome;
+        }
+        log.line(format!(
+            "{}; trying again in {wait:?} (attempt {attempt} of {})",
+            outcome.message, shared.retry_attempts
+        ))
+        .await;
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = shutdown.changed() => {
+                // Nothing was changed: leave it queued for the next start.
+                log.line("dockhand is stopping; the deploy stays queued").await;
+                if let Err(e) = shared.store.requeue(d.id).await {
+                    tracing::error!("cannot queue deployment {} again: {e}", d.id);
+                }
+                return;
+            }
+        }
+        wait = (wait * 2).min(RETRY_BACKOFF_MAX);
+        attempt += 1;
+    };
+    finish(shared, d.id, &outcome, &log).await;
 }

@@ -8,7 +8,7 @@
 
 use crate::event::ImagePushed;
 use rusqlite::{params, Connection, OptionalExtension};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -32,7 +32,7 @@ pub enum StoreError {
 }
 
 /// A deployment's state. Terminal states never change again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DeployState {
     /// Waiting for its target's worker.
@@ -68,8 +68,9 @@ impl DeployState {
         }
     }
 
-    fn parse(s: &str) -> DeployState {
-        match s {
+    /// Parses a stored or user-given state name.
+    pub fn from_name(s: &str) -> Option<DeployState> {
+        Some(match s {
             "queued" => DeployState::Queued,
             "running" => DeployState::Running,
             "succeeded" => DeployState::Succeeded,
@@ -77,8 +78,13 @@ impl DeployState {
             "rolled_back" => DeployState::RolledBack,
             "superseded" => DeployState::Superseded,
             "skipped" => DeployState::Skipped,
-            _ => DeployState::Interrupted,
-        }
+            "interrupted" => DeployState::Interrupted,
+            _ => return None,
+        })
+    }
+
+    fn parse(s: &str) -> DeployState {
+        Self::from_name(s).unwrap_or(DeployState::Interrupted)
     }
 
     /// Whether the deployment has ended.
@@ -88,7 +94,7 @@ impl DeployState {
 }
 
 /// A deployment as stored.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Deployment {
     /// Id, unique for the life of the state file.
     pub id: i64,
@@ -115,7 +121,7 @@ pub struct Deployment {
 }
 
 /// One line of a deployment's log.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LogLine {
     /// When (RFC 3339).
     pub ts: String,
@@ -133,7 +139,7 @@ pub struct StoredEvent {
 }
 
 /// A new deployment row, as returned to the hook caller.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Queued {
     /// Deployment id.
     pub id: i64,
@@ -143,6 +149,39 @@ pub struct Queued {
     pub image: String,
     /// Tag.
     pub tag: String,
+}
+
+/// What [`Store::record_event`] did.
+#[derive(Debug, Clone)]
+pub enum Recorded {
+    /// A new event; these deployments were queued.
+    Queued(Vec<Queued>),
+    /// A replay of event `event_id`; nothing was recorded.
+    Duplicate {
+        /// The original event.
+        event_id: i64,
+        /// The deployments the original queued.
+        deployments: Vec<Queued>,
+    },
+}
+
+fn queued_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Queued> {
+    Ok(Queued {
+        id: r.get(0)?,
+        target: r.get(1)?,
+        image: r.get(2)?,
+        tag: r.get(3)?,
+    })
+}
+
+fn now_ms() -> i64 {
+    i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0),
+    )
+    .unwrap_or(i64::MAX)
 }
 
 /// The state file.
@@ -161,9 +200,12 @@ CREATE TABLE IF NOT EXISTS events (
     digest       TEXT,
     delivery     TEXT,
     callback_url TEXT,
-    callback     TEXT,            -- NULL, 'sent' or 'failed'
+    callback     TEXT,            -- NULL, 'sending', 'sent' or 'failed'
+    dedupe_key   TEXT NOT NULL,   -- see Store::record_event
+    received_ms  INTEGER NOT NULL,
     received_at  TEXT NOT NULL
 );
+CREATE INDEX IF NOT EXISTS events_dedupe ON events(dedupe_key, received_ms);
 CREATE TABLE IF NOT EXISTS deployments (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,
     event_id    INTEGER NOT NULL REFERENCES events(id),
@@ -175,7 +217,8 @@ CREATE TABLE IF NOT EXISTS deployments (
     message     TEXT,
     created_at  TEXT NOT NULL,
     started_at  TEXT,
-    ended_at    TEXT
+    ended_at    TEXT,
+    attempts    INTEGER NOT NULL DEFAULT 0  -- times a worker started it
 );
 CREATE INDEX IF NOT EXISTS deployments_target_state ON deployments(target, state);
 CREATE INDEX IF NOT EXISTS deployments_event ON deployments(event_id);
@@ -245,23 +288,61 @@ impl Store {
         .map_err(|e| StoreError::Task(e.to_string()))?
     }
 
-    /// Records one received event and queues a deployment per target, in one transaction.
+    /// Records one received event and queues a deployment per target, in one transaction,
+    /// unless it is a replay.
+    ///
+    /// A replay is an event with the same delivery id from the same hook (at any time), or,
+    /// when the sender gives no delivery id, the same source, hook, image, tag and digest
+    /// within `window`. A replay records nothing and names the original's deployments.
     pub async fn record_event(
         &self,
         hook: &str,
         source: &str,
         event: &ImagePushed,
         targets: Vec<String>,
-    ) -> Result<Vec<Queued>, StoreError> {
+        window: std::time::Duration,
+    ) -> Result<Recorded, StoreError> {
         let (hook, source, event) = (hook.to_string(), source.to_string(), event.clone());
         self.with(move |c| {
             let tx = c.transaction()?;
             let now = crate::now_rfc3339();
+            let now_ms = now_ms();
             let image = event.image.to_string();
+            let (key, since) = match &event.delivery {
+                Some(d) => (format!("{source}:{hook}:delivery:{d}"), i64::MIN),
+                None => (
+                    format!(
+                        "{source}:{hook}:{image}:{}:{}",
+                        event.tag,
+                        event.digest.as_deref().unwrap_or("-")
+                    ),
+                    now_ms.saturating_sub(i64::try_from(window.as_millis()).unwrap_or(i64::MAX)),
+                ),
+            };
+            let original: Option<i64> = tx
+                .query_row(
+                    "SELECT id FROM events WHERE dedupe_key = ?1 AND received_ms >= ?2
+                     ORDER BY id DESC LIMIT 1",
+                    params![key, since],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if let Some(event_id) = original {
+                let deployments = tx
+                    .prepare("SELECT id, target, image, tag FROM deployments WHERE event_id = ?1 ORDER BY id")?
+                    .query_map(params![event_id], queued_row)?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                return Ok(Recorded::Duplicate {
+                    event_id,
+                    deployments,
+                });
+            }
             tx.execute(
-                "INSERT INTO events (hook, source, image, tag, digest, delivery, callback_url, received_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                params![hook, source, image, event.tag, event.digest, event.delivery, event.callback_url, now],
+                "INSERT INTO events (hook, source, image, tag, digest, delivery, callback_url,
+                                     dedupe_key, received_ms, received_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                params![hook, source, image, event.tag, event.digest, event.delivery,
+                        event.callback_url, key, now_ms, now],
             )?;
             let event_id = tx.last_insert_rowid();
             let mut queued = Vec::new();
@@ -279,7 +360,7 @@ impl Store {
                 });
             }
             tx.commit()?;
-            Ok(queued)
+            Ok(Recorded::Queued(queued))
         })
         .await
     }
@@ -324,7 +405,8 @@ impl Store {
                 )?;
             }
             tx.execute(
-                "UPDATE deployments SET state = 'running', started_at = ?2 WHERE id = ?1",
+                "UPDATE deployments SET state = 'running', started_at = ?2, attempts = attempts + 1
+                 WHERE id = ?1",
                 params![job.id, now],
             )?;
             tx.commit()?;
@@ -356,20 +438,38 @@ impl Store {
         .await
     }
 
-    /// Marks deployments left running by a previous process as interrupted; returns them.
-    pub async fn interrupt_running(&self) -> Result<Vec<i64>, StoreError> {
+    /// Deployments in state `running`: at start, those a previous process left behind.
+    pub async fn running(&self) -> Result<Vec<(Deployment, u32)>, StoreError> {
         self.with(|c| {
-            let ids = c
-                .prepare("SELECT id FROM deployments WHERE state = 'running'")?
-                .query_map([], |r| r.get(0))?
-                .collect::<rusqlite::Result<Vec<i64>>>()?;
+            c.prepare(&format!(
+                "SELECT {DEPLOYMENT_COLUMNS}, attempts FROM deployments WHERE state = 'running' ORDER BY id"
+            ))?
+            .query_map([], |r| Ok((deployment_row(r)?, r.get::<_, u32>(11)?)))?
+            .collect()
+        })
+        .await
+    }
+
+    /// Puts a running deployment back in the queue (nothing of it had happened yet).
+    pub async fn requeue(&self, id: i64) -> Result<(), StoreError> {
+        self.with(move |c| {
             c.execute(
-                "UPDATE deployments SET state = 'interrupted', ended_at = ?1,
-                        message = 'dockhand stopped while this deploy was running'
-                 WHERE state = 'running'",
-                params![crate::now_rfc3339()],
-            )?;
-            Ok(ids)
+                "UPDATE deployments SET state = 'queued', started_at = NULL WHERE id = ?1 AND state = 'running'",
+                params![id],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+
+    /// Records the digest a running deployment resolved, so that recovery knows it.
+    pub async fn set_digest(&self, id: i64, digest: String) -> Result<(), StoreError> {
+        self.with(move |c| {
+            c.execute(
+                "UPDATE deployments SET digest = ?2 WHERE id = ?1",
+                params![id, digest],
+            )
+            .map(|_| ())
         })
         .await
     }
@@ -422,15 +522,55 @@ impl Store {
         target: Option<String>,
         limit: u32,
     ) -> Result<Vec<Deployment>, StoreError> {
+        self.find(target, None, limit).await
+    }
+
+    /// Deployments, newest first, filtered by target and state.
+    pub async fn find(
+        &self,
+        target: Option<String>,
+        state: Option<DeployState>,
+        limit: u32,
+    ) -> Result<Vec<Deployment>, StoreError> {
+        let state = state.map(DeployState::as_str);
         self.with(move |c| {
             c.prepare(&format!(
                 "SELECT {DEPLOYMENT_COLUMNS} FROM deployments
-                 WHERE (?1 IS NULL OR target = ?1) ORDER BY id DESC LIMIT ?2"
+                 WHERE (?1 IS NULL OR target = ?1) AND (?2 IS NULL OR state = ?2)
+                 ORDER BY id DESC LIMIT ?3"
             ))?
-            .query_map(params![target, limit], deployment_row)?
+            .query_map(params![target, state, limit], deployment_row)?
             .collect()
         })
         .await
+    }
+
+    /// Log lines of a deployment after line `after` (a cursor from a previous call),
+    /// with the new cursor.
+    pub async fn logs_after(&self, id: i64, after: i64) -> Result<Vec<(i64, LogLine)>, StoreError> {
+        self.with(move |c| {
+            c.prepare(
+                "SELECT rowid, ts, line FROM deployment_logs
+                 WHERE deployment_id = ?1 AND rowid > ?2 ORDER BY rowid",
+            )?
+            .query_map(params![id, after], |r| {
+                Ok((
+                    r.get(0)?,
+                    LogLine {
+                        ts: r.get(1)?,
+                        line: r.get(2)?,
+                    },
+                ))
+            })?
+            .collect()
+        })
+        .await
+    }
+
+    /// How many events were recorded (replays are not).
+    pub async fn event_count(&self) -> Result<i64, StoreError> {
+        self.with(|c| c.query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0)))
+            .await
     }
 
     /// The event of a deployment and all the deployments it asked for.
@@ -503,6 +643,72 @@ mod tests {
     use super::*;
     use crate::reference::ImageName;
 
+    const WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
+
+    #[tokio::test]
+    async fn replays_are_recognised_by_delivery_id_or_by_content_within_the_window() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.db")).unwrap();
+        let first = store
+            .record_event("h", "distribution", &push("v1"), vec!["web".into()], WINDOW)
+            .await
+            .unwrap();
+        let Recorded::Queued(q) = first else { panic!() };
+        match store
+            .record_event("h", "distribution", &push("v1"), vec!["web".into()], WINDOW)
+            .await
+            .unwrap()
+        {
+            Recorded::Duplicate { deployments, .. } => assert_eq!(deployments[0].id, q[0].id),
+            other => panic!("{other:?}"),
+        }
+        // The same delivery through another hook is another sender's.
+        assert!(matches!(
+            store
+                .record_event(
+                    "h2",
+                    "distribution",
+                    &push("v1"),
+                    vec!["web".into()],
+                    WINDOW
+                )
+                .await
+                .unwrap(),
+            Recorded::Queued(_)
+        ));
+        // Without a delivery id: same content within the window is a replay; after it, new.
+        let mut anon = push("v2");
+        anon.delivery = None;
+        assert!(matches!(
+            store
+                .record_event("h", "generic", &anon, vec!["web".into()], WINDOW)
+                .await
+                .unwrap(),
+            Recorded::Queued(_)
+        ));
+        assert!(matches!(
+            store
+                .record_event("h", "generic", &anon, vec!["web".into()], WINDOW)
+                .await
+                .unwrap(),
+            Recorded::Duplicate { .. }
+        ));
+        assert!(matches!(
+            store
+                .record_event(
+                    "h",
+                    "generic",
+                    &anon,
+                    vec!["web".into()],
+                    std::time::Duration::ZERO
+                )
+                .await
+                .unwrap(),
+            Recorded::Queued(_)
+        ));
+        assert_eq!(store.event_count().await.unwrap(), 4);
+    }
+
     fn push(tag: &str) -> ImagePushed {
         ImagePushed {
             image: ImageName::parse("127.0.0.1:5000/app").unwrap(),
@@ -513,22 +719,25 @@ mod tests {
         }
     }
 
+    async fn queue(store: &Store, tag: &str, targets: &[&str]) -> Vec<Queued> {
+        let targets = targets.iter().map(|t| t.to_string()).collect();
+        match store
+            .record_event("h", "generic", &push(tag), targets, WINDOW)
+            .await
+            .unwrap()
+        {
+            Recorded::Queued(q) => q,
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[tokio::test]
     async fn newest_wins_and_older_are_superseded() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("s.db")).unwrap();
         let mut ids = Vec::new();
         for tag in ["v1", "v2", "v3"] {
-            let q = store
-                .record_event(
-                    "h",
-                    "generic",
-                    &push(tag),
-                    vec!["web".into(), "other".into()],
-                )
-                .await
-                .unwrap();
-            ids.push(q[0].id);
+            ids.push(queue(&store, tag, &["web", "other"]).await[0].id);
         }
         let (job, superseded) = store.claim_next("web").await.unwrap().unwrap();
         assert_eq!(job.tag, "v3");
@@ -555,35 +764,45 @@ mod tests {
             (DeployState::Succeeded, Some("sha256:x"))
         );
         assert_eq!(store.logs(job.id).await.unwrap()[0].line, "hello");
+        let after = store.logs_after(job.id, 0).await.unwrap();
+        assert_eq!(after.len(), 1);
+        assert!(store
+            .logs_after(job.id, after[0].0)
+            .await
+            .unwrap()
+            .is_empty());
 
         let (event, deps) = store.event_of(job.id).await.unwrap().unwrap();
         assert_eq!(deps.len(), 2);
         assert_eq!(event.callback_url.as_deref(), Some("http://127.0.0.1:9/cb"));
         assert!(store.claim_callback(event.id).await.unwrap());
         assert!(!store.claim_callback(event.id).await.unwrap());
+
+        let found = store
+            .find(Some("web".into()), Some(DeployState::Superseded), 10)
+            .await
+            .unwrap();
+        assert_eq!(found.len(), 2);
     }
 
     #[tokio::test]
-    async fn rows_survive_reopening_and_running_becomes_interrupted() {
+    async fn rows_survive_reopening_and_running_ones_are_found_again() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.db");
         {
             let store = Store::open(&path).unwrap();
-            store
-                .record_event("h", "generic", &push("v1"), vec!["web".into()])
-                .await
-                .unwrap();
-            store
-                .record_event("h", "generic", &push("v2"), vec!["api".into()])
-                .await
-                .unwrap();
+            queue(&store, "v1", &["web"]).await;
+            queue(&store, "v2", &["api"]).await;
             store.claim_next("web").await.unwrap().unwrap();
         }
         let store = Store::open(&path).unwrap();
-        let interrupted = store.interrupt_running().await.unwrap();
-        assert_eq!(interrupted.len(), 1);
-        let d = store.deployment(interrupted[0]).await.unwrap().unwrap();
-        assert_eq!(d.state, DeployState::Interrupted);
+        let running = store.running().await.unwrap();
+        assert_eq!(running.len(), 1);
+        assert_eq!((running[0].0.tag.as_str(), running[0].1), ("v1", 1));
+        store.requeue(running[0].0.id).await.unwrap();
+        let (again, _) = store.claim_next("web").await.unwrap().unwrap();
+        assert_eq!(again.id, running[0].0.id);
+        assert_eq!(store.running().await.unwrap()[0].1, 2, "starts are counted");
         let (queued, _) = store.claim_next("api").await.unwrap().unwrap();
         assert_eq!(queued.tag, "v2");
     }

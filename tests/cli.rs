@@ -115,6 +115,7 @@ async fn serve_starts_without_an_engine_and_fails_deploys_clearly() {
 [server]
 listen = "127.0.0.1:{port}"
 state = "{}"
+retry_attempts = 2
 
 [[hooks]]
 name = "ci"

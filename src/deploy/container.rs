@@ -45,7 +45,7 @@ pub(super) async fn deploy(
                 target.name
             ))
         }
-        Err(e) => return Outcome::failed(format!("cannot inspect container '{name}': {e}")),
+        Err(e) => return Outcome::untouched(&e, format!("cannot inspect container '{name}': {e}")),
     };
     let Some(old_id) = old.id.clone() else {
         return Outcome::failed(format!(
@@ -60,9 +60,10 @@ pub(super) async fn deploy(
         for line in progress {
             log.line(line).await;
         }
-        return Outcome::failed(format!(
-            "pull of {reference} failed: {e}; container {name} was not touched"
-        ));
+        return Outcome::untouched(
+            &e,
+            format!("pull of {reference} failed: {e}; container {name} was not touched"),
+        );
     }
     for line in progress {
         log.line(line).await;
@@ -182,6 +183,94 @@ pub(super) async fn deploy(
         format!("container {name} runs {reference}"),
     )
     .with_digest(digest)
+}
+
+/// The name the old container is parked under during deploy `id`.
+fn parked_name(name: &str, id: i64) -> String {
+    format!("{name}-dockhand-old-{id}")
+}
+
+/// Finishes or undoes a swap that a previous process left half done (see [`super::recover`]).
+pub(super) async fn recover(
+    engine: &Engine,
+    target: &TargetConfig,
+    job: &Job,
+    log: &DeployLog,
+) -> Result<super::Recovery, EngineError> {
+    use super::Recovery;
+    let name = target.object.as_str();
+    let parked = parked_name(name, job.id);
+    let reference = job.image.with_tag(&job.tag);
+    let old = match engine.inspect_container(&parked).await {
+        Ok(old) => old,
+        Err(EngineError::NotFound(_)) => {
+            // No parked container: the swap had not begun, or it had ended.
+            return Ok(match engine.inspect_container(name).await {
+                Ok(c) if runs(&c, &reference) => Recovery::Done(Outcome::new(
+                    DeployState::Succeeded,
+                    format!("container {name} runs {reference} (found so after a restart)"),
+                )),
+                Ok(_) | Err(EngineError::NotFound(_)) => {
+                    Recovery::Requeue(format!("container {name} was not changed yet"))
+                }
+                Err(e) => return Err(e),
+            });
+        }
+        Err(e) => return Err(e),
+    };
+    let old_id = old.id.clone().unwrap_or_else(|| parked.clone());
+    log.line(format!("found the old container parked as {parked}"))
+        .await;
+    let new = match engine.inspect_container(name).await {
+        Ok(c) if c.id != old.id => Some(c),
+        Ok(_) | Err(EngineError::NotFound(_)) => None,
+        Err(e) => return Err(e),
+    };
+    let swap = Swap {
+        engine,
+        log,
+        name,
+        old_id: &old_id,
+        parked: &parked,
+        was_running: true,
+        new_id: new.as_ref().and_then(|c| c.id.clone()),
+        stop_timeout: target.stop_timeout,
+    };
+    match new {
+        Some(c) if runs(&c, &reference) => {
+            let new_id = c.id.clone().unwrap_or_default();
+            log.line("the new container runs; checking that it is up")
+                .await;
+            match wait_until_up(engine, &new_id, target, log).await {
+                Ok(()) => {
+                    engine.remove_container(&old_id).await?;
+                    log.line(format!("removed the old container {parked}"))
+                        .await;
+                    Ok(Recovery::Done(Outcome::new(
+                        DeployState::Succeeded,
+                        format!("container {name} runs {reference} (finished after a restart)"),
+                    )))
+                }
+                Err(reason) => Ok(Recovery::Done(swap.restore(reason).await)),
+            }
+        }
+        _ => {
+            // The new container never started: put the old one back and run it all again.
+            let outcome = swap
+                .restore("dockhand stopped before the new container started".into())
+                .await;
+            Ok(match outcome.state {
+                DeployState::RolledBack => Recovery::Requeue(outcome.message),
+                _ => Recovery::Done(outcome),
+            })
+        }
+    }
+}
+
+/// Whether a container runs `reference` now.
+fn runs(c: &ContainerInspectResponse, reference: &str) -> bool {
+    c.config.as_ref().and_then(|c| c.image.as_deref()) == Some(reference)
+        && c.state.as_ref().and_then(|s| s.running) == Some(true)
 }
 
 /// The state of a swap in progress, so a failure at any step can put the old container back.

@@ -38,6 +38,9 @@ pub struct Outcome {
     pub message: String,
     /// The digest that was deployed, when known.
     pub digest: Option<String>,
+    /// The engine failed in a way that may pass (unreachable, 5xx) before anything was
+    /// changed: the same deploy may be tried again.
+    pub retry: bool,
 }
 
 impl Outcome {
@@ -46,6 +49,16 @@ impl Outcome {
             state,
             message: message.into(),
             digest: None,
+            retry: false,
+        }
+    }
+
+    /// The deploy failed before changing anything, because of `error`; when that is
+    /// transient the deploy may be tried again.
+    fn untouched(error: &crate::engine::EngineError, message: impl Into<String>) -> Outcome {
+        Outcome {
+            retry: error.is_transient(),
+            ..Outcome::failed(message)
         }
     }
 
@@ -74,6 +87,13 @@ impl DeployLog {
         DeployLog { store, id }
     }
 
+    /// Records the digest the deploy resolved, so that a restart can recognise it.
+    pub async fn digest(&self, digest: &str) {
+        if let Err(e) = self.store.set_digest(self.id, digest.to_string()).await {
+            tracing::warn!("could not store the digest: {e}");
+        }
+    }
+
     /// Appends a line. A failure to store it is reported but never fails the deploy.
     pub async fn line(&self, line: impl Into<String>) {
         let line = line.into();
@@ -81,6 +101,30 @@ impl DeployLog {
         if let Err(e) = self.store.log(self.id, line).await {
             tracing::warn!("could not store a log line: {e}");
         }
+    }
+}
+
+/// What to do with a deploy found running when dockhand starts.
+#[derive(Debug)]
+pub enum Recovery {
+    /// It was finished (or undone) by looking at the engine.
+    Done(Outcome),
+    /// Nothing of it had happened (or what had was undone): run it again.
+    Requeue(String),
+}
+
+/// Looks at the engine to finish a deploy that a previous dockhand process left running:
+/// a Swarm update is followed to its end; a container swap is completed when the new
+/// container is up, undone otherwise.
+pub async fn recover(
+    engine: &Engine,
+    target: &TargetConfig,
+    job: &Job,
+    log: &DeployLog,
+) -> Result<Recovery, crate::engine::EngineError> {
+    match target.kind {
+        TargetKind::Service => service::recover(engine, target, job, log).await,
+        TargetKind::Container => container::recover(engine, target, job, log).await,
     }
 }
 

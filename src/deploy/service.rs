@@ -30,7 +30,7 @@ pub(super) async fn deploy(
                 target.name
             ))
         }
-        Err(e) => return Outcome::failed(format!("cannot inspect service '{name}': {e}")),
+        Err(e) => return Outcome::untouched(&e, format!("cannot inspect service '{name}': {e}")),
     };
     let (Some(id), Some(version), Some(mut spec)) = (
         service.id.clone(),
@@ -71,6 +71,16 @@ pub(super) async fn deploy(
     };
     let wanted = job.image.pinned(&job.tag, digest.as_deref());
     if same_image(&current, &wanted) {
+        if update_in_progress(&service) {
+            // An earlier try's update was applied (its answer was lost): follow it.
+            log.line(format!(
+                "service {name} is already updating to {wanted}; following it"
+            ))
+            .await;
+            return follow(engine, target, &id, &current, None, log)
+                .await
+                .with_digest(digest);
+        }
         return Outcome::new(
             DeployState::Skipped,
             format!("service {name} already runs {wanted}"),
@@ -117,6 +127,62 @@ pub(super) async fn deploy(
     follow(engine, target, &id, &wanted, previous_update, log)
         .await
         .with_digest(digest)
+}
+
+/// Whether the engine is rolling the service out (or back) right now.
+fn update_in_progress(service: &bollard::models::Service) -> bool {
+    matches!(
+        service.update_status.as_ref().and_then(|s| s.state),
+        Some(UpdateState::UPDATING | UpdateState::ROLLBACK_STARTED)
+    )
+}
+
+/// Finishes a deploy that a previous process left running (see [`super::recover`]): when
+/// the service was already updated to the job's image, the update is followed to its end;
+/// otherwise the deploy runs again.
+pub(super) async fn recover(
+    engine: &Engine,
+    target: &TargetConfig,
+    job: &Job,
+    log: &DeployLog,
+) -> Result<super::Recovery, EngineError> {
+    let name = &target.object;
+    let service = match engine.inspect_service(name).await {
+        Ok(s) => s,
+        Err(EngineError::NotFound(_)) => {
+            return Ok(super::Recovery::Requeue(format!(
+                "service {name} does not exist"
+            )))
+        }
+        Err(e) => return Err(e),
+    };
+    let current = service
+        .spec
+        .as_ref()
+        .and_then(|s| s.task_template.as_ref())
+        .and_then(|t| t.container_spec.as_ref())
+        .and_then(|c| c.image.clone())
+        .unwrap_or_default();
+    let updated = match parse_full(&current) {
+        Ok((image, tag, digest)) => {
+            image == job.image
+                && tag.as_deref() == Some(job.tag.as_str())
+                && (job.digest.is_none() || digest == job.digest)
+        }
+        Err(_) => false,
+    };
+    let Some(id) = service.id.clone().filter(|_| updated) else {
+        return Ok(super::Recovery::Requeue(format!(
+            "service {name} was not updated yet"
+        )));
+    };
+    log.line(format!(
+        "service {name} was updated to {current} before the restart; following the update"
+    ))
+    .await;
+    Ok(super::Recovery::Done(
+        follow(engine, target, &id, &current, None, log).await,
+    ))
 }
 
 /// Follows the update until the engine reports an end state or the target's timeout passes.

@@ -10,7 +10,7 @@ use super::{error, AppState};
 use crate::config::HookConfig;
 use crate::policy::{self, Decision};
 use crate::source::{self, HookRequest, Parsed, Rejection};
-use crate::store::Queued;
+use crate::store::{Queued, Recorded};
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
@@ -102,6 +102,7 @@ async fn decide_and_record(
     let mut queued = Vec::new();
     let mut ignored = Vec::new();
     let mut refused = Vec::new();
+    let mut replays = Vec::new();
     for item in parsed {
         let event = match item {
             Parsed::Push(e) => e,
@@ -115,10 +116,30 @@ async fn decide_and_record(
                 let names: Vec<String> = targets.iter().map(|t| t.name.clone()).collect();
                 match app
                     .store
-                    .record_event(hook, src.kind().as_str(), &event, names)
+                    .record_event(
+                        hook,
+                        src.kind().as_str(),
+                        &event,
+                        names,
+                        app.config.server.dedupe_window,
+                    )
                     .await
                 {
-                    Ok(q) => queued.extend(q),
+                    Ok(Recorded::Queued(q)) => queued.extend(q),
+                    Ok(Recorded::Duplicate {
+                        event_id,
+                        deployments,
+                    }) => {
+                        ignored.push(format!(
+                            "a replay of event {event_id} (deployments {}); nothing new queued",
+                            deployments
+                                .iter()
+                                .map(|d| d.id.to_string())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ));
+                        replays.extend(deployments);
+                    }
                     Err(e) => {
                         tracing::error!("cannot record an event: {e}");
                         return error(

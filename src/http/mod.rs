@@ -2,6 +2,7 @@
 //!
 //! - `POST /hooks/{name}`: a registry's webhook ([`hooks`]).
 //! - `GET /healthz`: up, and able to reach the state file and the engine ([`health`]).
+//! - `/api/...`: the REST API ([`crate::api`]).
 //!
 //! Every refusal is a JSON `{"error": "<short reason>"}` with the status that says what
 //! is wrong, and nothing that is refused reaches the engine.
@@ -36,6 +37,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/hooks/{name}", any(hooks::hook))
         .route("/healthz", get(health::healthz))
+        .merge(crate::api::router(state.clone()))
         .fallback(|| async {
             error(
                 StatusCode::NOT_FOUND,
@@ -46,6 +48,6 @@ pub fn router(state: Arc<AppState>) -> Router {
 }
 
 /// A JSON error answer.
-pub(crate) fn error(status: StatusCode, reason: impl Into<String>) -> Response {
+pub fn error(status: StatusCode, reason: impl Into<String>) -> Response {
     (status, Json(serde_json::json!({ "error": reason.into() }))).into_response()
 }
