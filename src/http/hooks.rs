@@ -171,11 +171,11 @@ async fn decide_and_record(
         ignored.join("; ")
     };
     tracing::info!("ignored: {reason}");
-    (
-        StatusCode::OK,
-        Json(serde_json::json!({ "ignored": reason })),
-    )
-        .into_response()
+    let mut body = serde_json::json!({ "ignored": reason });
+    if !replays.is_empty() {
+        body["duplicate_of"] = serde_json::json!(replays);
+    }
+    (StatusCode::OK, Json(body)).into_response()
 }
 
 fn token_param(query: &str) -> Option<String> {

@@ -166,8 +166,32 @@ pub struct Registry {
 impl Registry {
     /// Starts `docker-registry` with notifications to `notify_url` (Bearer [`TOKEN`]).
     pub async fn start(notify_url: &str) -> Registry {
+        Self::start_with(Some(notify_url)).await
+    }
+
+    /// Starts `docker-registry` that notifies nobody.
+    pub async fn start_silent() -> Registry {
+        Self::start_with(None).await
+    }
+
+    async fn start_with(notify_url: Option<&str>) -> Registry {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = free_port();
+        let notifications = match notify_url {
+            Some(notify_url) => format!(
+                r#"notifications:
+  endpoints:
+    - name: dockhand
+      url: {notify_url}
+      headers:
+        Authorization: [Bearer {TOKEN}]
+      timeout: 2s
+      threshold: 5
+      backoff: 1s
+"#
+            ),
+            None => String::new(),
+        };
         let config = format!(
             r#"version: 0.1
 log:
@@ -179,16 +203,7 @@ storage:
     enabled: true
 http:
   addr: 127.0.0.1:{port}
-notifications:
-  endpoints:
-    - name: dockhand
-      url: {notify_url}
-      headers:
-        Authorization: [Bearer {TOKEN}]
-      timeout: 2s
-      threshold: 5
-      backoff: 1s
-"#,
+{notifications}"#,
             root = dir.path().join("data").display()
         );
         let config_path = dir.path().join("registry.yml");
@@ -428,4 +443,114 @@ pub async fn assert_state(dockhand: &Dockhand, d: &Deployment, state: DeployStat
 /// `docker inspect -f FORMAT NAME`.
 pub fn inspect(name: &str, format: &str) -> String {
     docker(&["inspect", "-f", format, name])
+}
+
+/// The `dockhand` binary, run as a user would, on a config file and state file of its own.
+/// Stopped (by the pid it was started with) when dropped.
+pub struct Daemon {
+    pub url: String,
+    pub state: PathBuf,
+    config: PathBuf,
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Daemon {
+    /// Writes `config` (hooks and targets; `[server]` lines are added) and starts serving.
+    pub async fn start(dir: &Path, server_extra: &str, config: &str) -> Daemon {
+        let port = free_port();
+        let state = dir.join("state.db");
+        let path = dir.join("dockhand.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "[server]\nlisten = \"127.0.0.1:{port}\"\nstate = \"{}\"\n{server_extra}\n\n{config}",
+                state.display()
+            ),
+        )
+        .expect("write config");
+        let mut d = Daemon {
+            url: format!("http://127.0.0.1:{port}"),
+            state,
+            config: path,
+            child: None,
+            log: dir.join("dockhand.log"),
+        };
+        d.restart().await;
+        d
+    }
+
+    /// Starts the process again (after [`Daemon::kill9`]) and waits until it listens.
+    pub async fn restart(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_dockhand"))
+            .args(["serve", "--config"])
+            .arg(&self.config)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn dockhand");
+        self.child = Some(child);
+        let url = format!("{}/healthz", self.url);
+        wait_for("dockhand to listen", Duration::from_secs(20), || {
+            let url = url.clone();
+            async move { reqwest::get(&url).await.ok() }
+        })
+        .await;
+    }
+
+    /// SIGKILL, to the pid this harness started; waits for it to be gone.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM, to the pid this harness started; returns the exit code.
+    pub fn terminate(&mut self) -> Option<i32> {
+        let mut c = self.child.take()?;
+        let pid = c.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        c.wait().ok().and_then(|s| s.code())
+    }
+
+    /// The daemon's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The state file, opened beside the daemon (SQLite WAL allows it).
+    pub fn store(&self) -> dockhand::store::Store {
+        dockhand::store::Store::open(&self.state).expect("open state")
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// POSTs a generic hook event.
+pub async fn post_generic(
+    url: &str,
+    hook: &str,
+    image: &str,
+    tag: &str,
+) -> (u16, serde_json::Value) {
+    let r = reqwest::Client::new()
+        .post(format!("{url}/hooks/{hook}"))
+        .bearer_auth(TOKEN)
+        .json(&serde_json::json!({ "image": image, "tag": tag }))
+        .send()
+        .await
+        .expect("post");
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or_default())
 }
