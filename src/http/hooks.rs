@@ -9,7 +9,8 @@
 use super::{error, AppState};
 use crate::config::HookConfig;
 use crate::policy::{self, Decision};
-use crate::source::{self, HookRequest, Parsed, Rejection};
+use crate::source::{self, Auth, HookRequest, Parsed, Rejection};
+
 use crate::store::{Queued, Recorded};
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
@@ -64,10 +65,13 @@ async fn handle(
         headers: &headers,
         query_token: query_token.as_deref(),
     };
-    if let Err(e) = src.authenticate(&request, &hook.token) {
-        tracing::warn!("refused: {e}");
-        return rejection(e);
-    }
+    let auth = match src.authenticate(&request, &hook.token) {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::warn!("refused: {e}");
+            return rejection(e);
+        }
+    };
     if let Err(e) = source::check_content_type(src, &headers) {
         return rejection(e);
     }
@@ -83,7 +87,13 @@ async fn handle(
         Ok(b) => b,
         Err(_) => return too_large(limit),
     };
-    let parsed = match src.parse(&bytes) {
+    if auth == Auth::NeedsBody {
+        if let Err(e) = src.verify_body(&request, &bytes, &hook.token) {
+            tracing::warn!("refused: {e}");
+            return rejection(e);
+        }
+    }
+    let parsed = match src.parse(&request, &bytes) {
         Ok(p) => p,
         Err(e) => {
             tracing::info!("refused: {e}");

@@ -5,7 +5,7 @@
 //! with a tag is a new image; blob pushes, pulls, mounts and deletes are acknowledged and
 //! ignored. The image is `request.host` + `/` + `target.repository`.
 
-use super::{json, Parsed, Rejection, Source};
+use super::{json, HookRequest, Parsed, Rejection, Source};
 use crate::config::SourceKind;
 use crate::event::ImagePushed;
 use crate::reference::{validate_digest, validate_tag, ImageName};
@@ -64,7 +64,7 @@ impl Source for Distribution {
         ])
     }
 
-    fn parse(&self, body: &[u8]) -> Result<Vec<Parsed>, Rejection> {
+    fn parse(&self, _request: &HookRequest<'_>, body: &[u8]) -> Result<Vec<Parsed>, Rejection> {
         let envelope: Envelope = json(body)?;
         Ok(envelope
             .events
@@ -176,11 +176,13 @@ mod tests {
             "distribution-2.json",
             "distribution-3.json",
         ] {
-            let parsed = Distribution.parse(&fixture(f)).unwrap();
+            let parsed = super::super::parse_without_headers(&Distribution, &fixture(f)).unwrap();
             assert!(!parsed.is_empty(), "{f}");
             assert!(pushes(&parsed).is_empty(), "{f}: {parsed:?}");
         }
-        let parsed = Distribution.parse(&fixture("distribution-2.json")).unwrap();
+        let parsed =
+            super::super::parse_without_headers(&Distribution, &fixture("distribution-2.json"))
+                .unwrap();
         assert_eq!(parsed.len(), 3);
     }
 
@@ -188,7 +190,7 @@ mod tests {
     fn a_delete_fragment_wrapped_is_ignored() {
         let target = String::from_utf8(fixture("distribution-4.json")).unwrap();
         let body = format!(r#"{{"events":[{{"id":"d1","action":"delete","target":{target}}}]}}"#);
-        let parsed = Distribution.parse(body.as_bytes()).unwrap();
+        let parsed = super::super::parse_without_headers(&Distribution, body.as_bytes()).unwrap();
         assert!(matches!(&parsed[..], [Parsed::Ignored(r)] if r.contains("not a push")));
     }
 
@@ -201,7 +203,9 @@ mod tests {
             let delivery: serde_json::Value = serde_json::from_str(line).unwrap();
             let body = delivery["body"].as_str().unwrap();
             envelopes += 1;
-            for push in pushes(&Distribution.parse(body.as_bytes()).unwrap()) {
+            for push in pushes(
+                &super::super::parse_without_headers(&Distribution, body.as_bytes()).unwrap(),
+            ) {
                 found.push(push.clone());
             }
         }
@@ -223,7 +227,7 @@ mod tests {
         let body = format!(
             r#"{{"events":[{{"id":"e1","action":"push","target":{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{digest}","repository":"team/app","tag":"v9"}},"request":{{"host":"registry.example.com:5000"}}}}]}}"#
         );
-        let parsed = Distribution.parse(body.as_bytes()).unwrap();
+        let parsed = super::super::parse_without_headers(&Distribution, body.as_bytes()).unwrap();
         let p = pushes(&parsed);
         assert_eq!(p.len(), 1);
         assert_eq!(p[0].image.to_string(), "registry.example.com:5000/team/app");
@@ -242,7 +246,8 @@ mod tests {
             let body = format!(
                 r#"{{"events":[{{"action":"push","target":{{"mediaType":"application/vnd.docker.distribution.manifest.v2+json","repository":"{repo}","tag":"{tag}"}},"request":{{"host":"r:5000"}}}}]}}"#
             );
-            let parsed = Distribution.parse(body.as_bytes()).unwrap();
+            let parsed =
+                super::super::parse_without_headers(&Distribution, body.as_bytes()).unwrap();
             assert!(pushes(&parsed).is_empty(), "{repo} {tag}");
         }
     }
@@ -251,7 +256,7 @@ mod tests {
     fn not_an_envelope_is_malformed() {
         for body in [&b"{"[..], b"[]", b"{\"events\":{}}", b"{}", b"\xff\xfe"] {
             assert!(matches!(
-                Distribution.parse(body),
+                super::super::parse_without_headers(&Distribution, body),
                 Err(Rejection::Malformed(_))
             ));
         }

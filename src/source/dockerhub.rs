@@ -3,7 +3,7 @@
 //! Docker Hub sends `repository.repo_name` and `push_data.tag`, no digest, and cannot set
 //! headers, so its secret comes as `?token=`. It asks for the outcome at `callback_url`.
 
-use super::{callback_url, json, Parsed, Rejection, Source};
+use super::{callback_url, json, HookRequest, Parsed, Rejection, Source};
 use crate::config::SourceKind;
 use crate::event::ImagePushed;
 use crate::reference::{validate_tag, ImageName};
@@ -39,7 +39,7 @@ impl Source for DockerHub {
         None
     }
 
-    fn parse(&self, body: &[u8]) -> Result<Vec<Parsed>, Rejection> {
+    fn parse(&self, _request: &HookRequest<'_>, body: &[u8]) -> Result<Vec<Parsed>, Rejection> {
         let p: Payload = json(body)?;
         let callback_url = callback_url(p.callback_url, "callback_url")?;
         let image = ImageName::from_host_and_path("docker.io", &p.repository.repo_name)
@@ -71,7 +71,7 @@ mod tests {
     #[test]
     fn both_documented_payloads() {
         for f in ["docker-hub-1.json", "docker-hub-2.json"] {
-            let parsed = DockerHub.parse(&fixture(f)).unwrap();
+            let parsed = super::super::parse_without_headers(&DockerHub, &fixture(f)).unwrap();
             let [Parsed::Push(p)] = &parsed[..] else {
                 panic!("{f}: {parsed:?}")
             };
@@ -87,16 +87,19 @@ mod tests {
 
     #[test]
     fn missing_or_bad_fields_are_400_with_the_field() {
-        let e = DockerHub
-            .parse(br#"{"repository":{"repo_name":"a/b"}}"#)
-            .unwrap_err();
+        let e = super::super::parse_without_headers(
+            &DockerHub,
+            br#"{"repository":{"repo_name":"a/b"}}"#,
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("push_data"), "{e}");
-        let e = DockerHub
-            .parse(br#"{"push_data":{"tag":"v/../1"},"repository":{"repo_name":"a/b"}}"#)
-            .unwrap_err();
+        let e = super::super::parse_without_headers(
+            &DockerHub,
+            br#"{"push_data":{"tag":"v/../1"},"repository":{"repo_name":"a/b"}}"#,
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("push_data.tag"), "{e}");
-        let e = DockerHub
-            .parse(br#"{"push_data":{"tag":"v1"},"repository":{"repo_name":"a/b"},"callback_url":"file:///etc/passwd"}"#)
+        let e = super::super::parse_without_headers(&DockerHub, br#"{"push_data":{"tag":"v1"},"repository":{"repo_name":"a/b"},"callback_url":"file:///etc/passwd"}"#)
             .unwrap_err();
         assert!(e.to_string().contains("callback_url"), "{e}");
     }

@@ -4,7 +4,7 @@
 //! (`digest` and `callback_url` optional; the tag may instead come in `image` as
 //! `registry/repo:v2`). Content type `application/json`; secret as `Authorization: Bearer`.
 
-use super::{callback_url, json, Parsed, Rejection, Source};
+use super::{callback_url, json, HookRequest, Parsed, Rejection, Source};
 use crate::config::SourceKind;
 use crate::event::ImagePushed;
 use crate::reference::{parse_full, validate_digest, validate_tag, ImageName, ReferenceError};
@@ -30,7 +30,7 @@ impl Source for Generic {
         Some(&["application/json"])
     }
 
-    fn parse(&self, body: &[u8]) -> Result<Vec<Parsed>, Rejection> {
+    fn parse(&self, _request: &HookRequest<'_>, body: &[u8]) -> Result<Vec<Parsed>, Rejection> {
         let p: Payload = json(body)?;
         let bad = |key: &str, e: ReferenceError| Rejection::Malformed(format!("{key}: {e}"));
         let (image, tag_in_image, digest_in_image) = match ImageName::parse(&p.image) {
@@ -75,7 +75,7 @@ mod tests {
     use super::*;
 
     fn one(body: &str) -> ImagePushed {
-        match &Generic.parse(body.as_bytes()).unwrap()[..] {
+        match &super::super::parse_without_headers(&Generic, body.as_bytes()).unwrap()[..] {
             [Parsed::Push(p)] => p.clone(),
             other => panic!("{other:?}"),
         }
@@ -113,7 +113,9 @@ mod tests {
             ),
             (r#"{"image":7,"tag":"v1"}"#, "invalid type"),
         ] {
-            let e = Generic.parse(body.as_bytes()).unwrap_err().to_string();
+            let e = super::super::parse_without_headers(&Generic, body.as_bytes())
+                .unwrap_err()
+                .to_string();
             assert!(e.contains(field), "{body}: {e}");
         }
     }

@@ -4,8 +4,9 @@
 //! Adding a source means adding one file with a type that implements [`Source`], one
 //! variant in [`crate::config::SourceKind`] and one line in [`for_kind`]; nothing else
 //! changes. The HTTP layer ([`crate::http`]) calls the methods in this order:
-//! [`Source::authenticate`] (headers only), [`Source::content_types`], then
-//! [`Source::parse`] on the body.
+//! [`Source::authenticate`] (headers and query only, before the body is read),
+//! [`Source::content_types`], [`Source::verify_body`] (for senders that sign the body),
+//! then [`Source::parse`].
 
 mod distribution;
 mod dockerhub;
@@ -22,6 +23,15 @@ pub struct HookRequest<'a> {
     pub headers: &'a HeaderMap,
     /// The `token` query parameter, if any (for senders that cannot set headers).
     pub query_token: Option<&'a str>,
+}
+
+/// What [`Source::authenticate`] could tell from the headers alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Auth {
+    /// The request is genuine.
+    Verified,
+    /// A signature over the body is present; [`Source::verify_body`] checks it.
+    NeedsBody,
 }
 
 /// One item of a parsed payload.
@@ -61,13 +71,26 @@ pub trait Source: Send + Sync {
     /// `None` when the sender does not define one.
     fn content_types(&self) -> Option<&'static [&'static str]>;
 
-    /// Checks the secret. The default takes `Authorization: Bearer TOKEN` or `?token=TOKEN`.
-    fn authenticate(&self, request: &HookRequest<'_>, secret: &Secret) -> Result<(), Rejection> {
-        bearer_or_query_token(request, secret)
+    /// Checks what can be checked before the body is read. The default takes
+    /// `Authorization: Bearer TOKEN` or `?token=TOKEN`.
+    fn authenticate(&self, request: &HookRequest<'_>, secret: &Secret) -> Result<Auth, Rejection> {
+        bearer_or_query_token(request, secret).map(|()| Auth::Verified)
     }
 
-    /// Parses the body into events.
-    fn parse(&self, body: &[u8]) -> Result<Vec<Parsed>, Rejection>;
+    /// Checks a signature over the raw body, when [`Source::authenticate`] said
+    /// [`Auth::NeedsBody`].
+    fn verify_body(
+        &self,
+        _request: &HookRequest<'_>,
+        _body: &[u8],
+        _secret: &Secret,
+    ) -> Result<(), Rejection> {
+        Ok(())
+    }
+
+    /// Parses the body into events. Headers may carry part of the event (a delivery id,
+    /// an event type).
+    fn parse(&self, request: &HookRequest<'_>, body: &[u8]) -> Result<Vec<Parsed>, Rejection>;
 
     /// Whether a push whose tag a target refuses is still answered 2xx. Registries that
     /// retry a 4xx forever, blocking every later notification behind it, need this.
@@ -172,6 +195,22 @@ fn short(s: &str) -> String {
     } else {
         format!("{}…", s.chars().take(MAX).collect::<String>())
     }
+}
+
+/// Parses a body as if it came with no headers (for the sources' unit tests).
+#[cfg(test)]
+pub(crate) fn parse_without_headers(
+    src: &dyn Source,
+    body: &[u8],
+) -> Result<Vec<Parsed>, Rejection> {
+    let headers = HeaderMap::new();
+    src.parse(
+        &HookRequest {
+            headers: &headers,
+            query_token: None,
+        },
+        body,
+    )
 }
 
 #[cfg(test)]
