@@ -67,7 +67,15 @@ start_dockerd() {
       fi
     fi
   else
+    # A daemon that is still shutting down holds the pid file: let it finish.
+    local old
+    old="$(cat /var/run/docker.pid 2>/dev/null || true)"
+    for _ in $(seq 30); do
+      [ -n "$old" ] && [ -d "/proc/$old" ] || break
+      sleep 1
+    done
     log "starting dockerd"
+
     (setsid dockerd >/var/log/dockerd.log 2>&1 &)
   fi
   for _ in $(seq 60); do docker info >/dev/null 2>&1 && break; sleep 1; done

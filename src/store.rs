@@ -321,7 +321,7 @@ impl Store {
             };
             let original: Option<i64> = tx
                 .query_row(
-                    "SELECT id FROM events WHERE dedupe_key = ?1 AND received_ms >= ?2
+                    "SELECT id FROM events WHERE dedupe_key = ?1 AND received_ms > ?2
                      ORDER BY id DESC LIMIT 1",
                     params![key, since],
                     |r| r.get(0),

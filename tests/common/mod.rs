@@ -453,11 +453,22 @@ pub struct Daemon {
     config: PathBuf,
     child: Option<Child>,
     log: PathBuf,
+    env: Vec<(String, String)>,
 }
 
 impl Daemon {
     /// Writes `config` (hooks and targets; `[server]` lines are added) and starts serving.
     pub async fn start(dir: &Path, server_extra: &str, config: &str) -> Daemon {
+        Self::start_with_env(dir, server_extra, config, &[]).await
+    }
+
+    /// Like [`Daemon::start`], with extra environment variables (e.g. `DOCKER_HOST`).
+    pub async fn start_with_env(
+        dir: &Path,
+        server_extra: &str,
+        config: &str,
+        env: &[(&str, &str)],
+    ) -> Daemon {
         let port = free_port();
         let state = dir.join("state.db");
         let path = dir.join("dockhand.toml");
@@ -475,6 +486,10 @@ impl Daemon {
             config: path,
             child: None,
             log: dir.join("dockhand.log"),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         d.restart().await;
         d
@@ -491,6 +506,7 @@ impl Daemon {
             .args(["serve", "--config"])
             .arg(&self.config)
             .env("RUST_LOG", "info")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
