@@ -97,6 +97,18 @@ pub enum SourceKind {
     Dockerhub,
     /// `{"image","tag","digest"}` from a CI job.
     Generic,
+    /// GitHub `package` / `registry_package` webhooks (ghcr.io), HMAC-signed.
+    Github,
+    /// Gitea and Forgejo package webhooks, HMAC-signed.
+    Gitea,
+    /// Harbor webhooks, Default or CloudEvents format.
+    Harbor,
+    /// Quay "Repository Push" notifications.
+    Quay,
+    /// Azure Container Registry webhooks.
+    Acr,
+    /// Google Artifact Registry notifications through a Pub/Sub push subscription.
+    Gar,
 }
 
 impl SourceKind {
@@ -106,6 +118,12 @@ impl SourceKind {
             SourceKind::Distribution => "distribution",
             SourceKind::Dockerhub => "dockerhub",
             SourceKind::Generic => "generic",
+            SourceKind::Github => "github",
+            SourceKind::Gitea => "gitea",
+            SourceKind::Harbor => "harbor",
+            SourceKind::Quay => "quay",
+            SourceKind::Acr => "acr",
+            SourceKind::Gar => "gar",
         }
     }
 }

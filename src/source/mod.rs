@@ -8,14 +8,23 @@
 //! [`Source::content_types`], [`Source::verify_body`] (for senders that sign the body),
 //! then [`Source::parse`].
 
+mod acr;
 mod distribution;
 mod dockerhub;
+mod gar;
 mod generic;
+mod gitea;
+mod github;
+mod harbor;
+mod quay;
 
 use crate::config::SourceKind;
 use crate::event::ImagePushed;
 use crate::secret::Secret;
 use axum::http::{header, HeaderMap};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use std::borrow::Cow;
 
 /// What a source sees of a request.
 pub struct HookRequest<'a> {
@@ -105,6 +114,12 @@ pub fn for_kind(kind: SourceKind) -> &'static dyn Source {
         SourceKind::Distribution => &distribution::Distribution,
         SourceKind::Dockerhub => &dockerhub::DockerHub,
         SourceKind::Generic => &generic::Generic,
+        SourceKind::Github => &github::GitHub,
+        SourceKind::Gitea => &gitea::Gitea,
+        SourceKind::Harbor => &harbor::Harbor,
+        SourceKind::Quay => &quay::Quay,
+        SourceKind::Acr => &acr::Acr,
+        SourceKind::Gar => &gar::Gar,
     }
 }
 
@@ -161,6 +176,103 @@ pub fn bearer_or_query_token(request: &HookRequest<'_>, secret: &Secret) -> Resu
     }
 }
 
+/// `Authorization: Bearer TOKEN`, `Authorization: TOKEN` or `?token=TOKEN`, compared in
+/// constant time.
+///
+/// For senders that send a configured header value verbatim (Harbor's "Auth Header", an
+/// ACR custom header): whether the user wrote `Bearer TOKEN` or just `TOKEN` there, the
+/// header matches a hook whose token is `TOKEN`; a header that is the whole secret
+/// verbatim (`Bearer TOKEN` as the hook's token) matches too.
+pub fn authorization_or_query_token(
+    request: &HookRequest<'_>,
+    secret: &Secret,
+) -> Result<(), Rejection> {
+    let header = request
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty());
+    let mut offered: Vec<&str> = Vec::with_capacity(3);
+    if let Some(value) = header {
+        offered.push(value);
+        if let Some((scheme, token)) = value.split_once(' ') {
+            if scheme.eq_ignore_ascii_case("bearer") {
+                offered.push(token.trim());
+            }
+        }
+    }
+    offered.extend(request.query_token);
+    if offered.is_empty() {
+        return Err(Rejection::Unauthorized(
+            "missing secret: send `Authorization: Bearer <token>`, `Authorization: <token>` \
+             or `?token=<token>`",
+        ));
+    }
+    // Check every offered value so that the time taken does not say which one was wrong.
+    let ok = offered
+        .iter()
+        .fold(false, |ok, t| secret.matches(t.as_bytes()) | ok);
+    if ok {
+        Ok(())
+    } else {
+        Err(Rejection::Unauthorized("wrong secret"))
+    }
+}
+
+/// Whether `hex_signature` is the HMAC-SHA256 of `signed`, keyed with the secret. The
+/// comparison is constant time (`verify_slice`); a signature that is not hex, or not 32
+/// bytes, is simply wrong.
+fn hmac_sha256_matches(secret: &Secret, signed: &[u8], hex_signature: &str) -> bool {
+    let Ok(signature) = hex::decode(hex_signature.trim()) else {
+        return false;
+    };
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret.expose()) else {
+        return false;
+    };
+    mac.update(signed);
+    mac.verify_slice(&signature).is_ok()
+}
+
+/// A header's value as text, trimmed, when present and not empty.
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+}
+
+/// Whether the request's content type (without parameters) is `essence`.
+fn content_type_is(headers: &HeaderMap, essence: &str) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case(essence))
+}
+
+/// The JSON document of a body that is either JSON or, for senders that offer
+/// `application/x-www-form-urlencoded` (GitHub, Gitea), a form whose field `payload`
+/// holds the JSON.
+fn json_or_form_payload<'a>(
+    headers: &HeaderMap,
+    body: &'a [u8],
+) -> Result<Cow<'a, [u8]>, Rejection> {
+    if !content_type_is(headers, "application/x-www-form-urlencoded") {
+        return Ok(Cow::Borrowed(body));
+    }
+    form_urlencoded::parse(body)
+        .find(|(k, _)| k == "payload")
+        .map(|(_, v)| Cow::Owned(v.into_owned().into_bytes()))
+        .ok_or_else(|| Rejection::Malformed("form body without a `payload` field".into()))
+}
+
+/// A field the sender always sends, or a 400 that names its JSON path.
+fn required<T>(value: Option<T>, path: &str) -> Result<T, Rejection> {
+    value.ok_or_else(|| Rejection::Malformed(format!("missing {path}")))
+}
+
 /// Parses JSON, turning serde's error into a short 400 reason.
 fn json<'a, T: serde::Deserialize<'a>>(body: &'a [u8]) -> Result<T, Rejection> {
     // serde would take `[...]` for a struct and say "invalid length"; say what is meant.
@@ -195,6 +307,38 @@ fn short(s: &str) -> String {
     } else {
         format!("{}…", s.chars().take(MAX).collect::<String>())
     }
+}
+
+/// A fixture from `shared/fixtures`, byte for byte (for the sources' unit tests). The
+/// folder sits beside the checkout; a worktree elsewhere falls back to `/work/shared`.
+#[cfg(test)]
+pub(crate) fn fixture(name: &str) -> Vec<u8> {
+    let beside = format!("{}/../shared/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    let fallback = format!("/work/shared/fixtures/{name}");
+    std::fs::read(&beside)
+        .or_else(|_| std::fs::read(&fallback))
+        .unwrap_or_else(|e| panic!("{beside} (or {fallback}): {e}"))
+}
+
+/// Headers from name/value pairs (for the sources' unit tests).
+#[cfg(test)]
+pub(crate) fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    for (name, value) in pairs {
+        h.append(
+            header::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            header::HeaderValue::from_str(value).unwrap(),
+        );
+    }
+    h
+}
+
+/// The lowercase hex HMAC-SHA256 of `body` keyed with `key` (for the sources' unit tests).
+#[cfg(test)]
+pub(crate) fn sign(key: &str, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key.as_bytes()).unwrap();
+    mac.update(body);
+    hex::encode(mac.finalize().into_bytes())
 }
 
 /// Parses a body as if it came with no headers (for the sources' unit tests).
@@ -260,6 +404,76 @@ mod tests {
             bearer_or_query_token(&req(&h, None), &secret),
             Err(Rejection::Unauthorized("wrong secret"))
         );
+    }
+
+    #[test]
+    fn authorization_header_verbatim_bearer_or_query() {
+        let secret = Secret::new("s3cret");
+        let h = HeaderMap::new();
+        let missing = authorization_or_query_token(&req(&h, None), &secret).unwrap_err();
+        assert!(matches!(missing, Rejection::Unauthorized(m) if m.starts_with("missing secret")));
+        assert!(authorization_or_query_token(&req(&h, Some("s3cret")), &secret).is_ok());
+        for (value, ok) in [
+            ("Bearer s3cret", true),
+            ("bearer s3cret", true),
+            ("s3cret", true),
+            (" s3cret ", true),
+            ("Basic s3cret", false),
+            ("Bearer s3cret2", false),
+            ("s3cre", false),
+        ] {
+            let mut h = HeaderMap::new();
+            h.insert(header::AUTHORIZATION, HeaderValue::from_str(value).unwrap());
+            let got = authorization_or_query_token(&req(&h, None), &secret);
+            assert_eq!(got.is_ok(), ok, "{value}");
+            if let Err(e) = got {
+                assert_eq!(e, Rejection::Unauthorized("wrong secret"));
+            }
+        }
+        // A hook whose token is the whole header value, as Harbor sends it.
+        let whole = Secret::new("Bearer s3cret");
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer s3cret"),
+        );
+        assert!(authorization_or_query_token(&req(&h, None), &whole).is_ok());
+    }
+
+    #[test]
+    fn hmac_sha256_against_githubs_published_vector() {
+        let secret = Secret::new("It's a Secret to Everybody");
+        let good = "757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
+        assert!(hmac_sha256_matches(&secret, b"Hello, World!", good));
+        assert!(!hmac_sha256_matches(&secret, b"Hello, World?", good));
+        assert!(!hmac_sha256_matches(
+            &Secret::new("x"),
+            b"Hello, World!",
+            good
+        ));
+        assert!(!hmac_sha256_matches(&secret, b"Hello, World!", &good[..63]));
+        assert!(!hmac_sha256_matches(&secret, b"Hello, World!", &good[..62]));
+        assert!(!hmac_sha256_matches(&secret, b"Hello, World!", ""));
+        assert_eq!(sign("It's a Secret to Everybody", b"Hello, World!"), good);
+    }
+
+    #[test]
+    fn every_kind_has_its_source() {
+        for kind in [
+            SourceKind::Distribution,
+            SourceKind::Dockerhub,
+            SourceKind::Generic,
+            SourceKind::Github,
+            SourceKind::Gitea,
+            SourceKind::Harbor,
+            SourceKind::Quay,
+            SourceKind::Acr,
+            SourceKind::Gar,
+        ] {
+            assert_eq!(for_kind(kind).kind(), kind);
+            let name = serde_json::to_string(kind.as_str()).unwrap();
+            assert_eq!(serde_json::from_str::<SourceKind>(&name).unwrap(), kind);
+        }
     }
 
     #[test]
