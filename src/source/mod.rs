@@ -160,12 +160,23 @@ pub fn bearer_or_query_token(request: &HookRequest<'_>, secret: &Secret) -> Resu
                 .then_some(token.trim())
         });
     let offered: Vec<&str> = bearer.into_iter().chain(request.query_token).collect();
+    check_offered(
+        &offered,
+        secret,
+        "missing secret: send `Authorization: Bearer <token>` or `?token=<token>`",
+    )
+}
+
+/// Accepts when any offered value is the secret. Every value is checked, so the time taken
+/// does not say which one was wrong; nothing offered is ever echoed.
+fn check_offered(
+    offered: &[&str],
+    secret: &Secret,
+    missing: &'static str,
+) -> Result<(), Rejection> {
     if offered.is_empty() {
-        return Err(Rejection::Unauthorized(
-            "missing secret: send `Authorization: Bearer <token>` or `?token=<token>`",
-        ));
+        return Err(Rejection::Unauthorized(missing));
     }
-    // Check every offered value so that the time taken does not say which one was wrong.
     let ok = offered
         .iter()
         .fold(false, |ok, t| secret.matches(t.as_bytes()) | ok);
@@ -203,21 +214,12 @@ pub fn authorization_or_query_token(
         }
     }
     offered.extend(request.query_token);
-    if offered.is_empty() {
-        return Err(Rejection::Unauthorized(
-            "missing secret: send `Authorization: Bearer <token>`, `Authorization: <token>` \
-             or `?token=<token>`",
-        ));
-    }
-    // Check every offered value so that the time taken does not say which one was wrong.
-    let ok = offered
-        .iter()
-        .fold(false, |ok, t| secret.matches(t.as_bytes()) | ok);
-    if ok {
-        Ok(())
-    } else {
-        Err(Rejection::Unauthorized("wrong secret"))
-    }
+    check_offered(
+        &offered,
+        secret,
+        "missing secret: send `Authorization: Bearer <token>`, `Authorization: <token>` \
+         or `?token=<token>`",
+    )
 }
 
 /// Whether `hex_signature` is the HMAC-SHA256 of `signed`, keyed with the secret. The
