@@ -61,8 +61,20 @@ fn run_v1(reference: &str, name: &str, port: u16, volume: &str, network: &str) {
     ]);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_push_replaces_the_container_and_keeps_its_config_and_data() {
+/// A v1 container serving on a published port, with a registry notifying a dockhand
+/// whose target is that container.
+struct Scene {
+    _cleanup: Cleanup,
+    name: String,
+    network: String,
+    registry: Registry,
+    repo: String,
+    dockhand: Dockhand,
+    served: String,
+    old_id: String,
+}
+
+async fn serving_v1() -> Scene {
     require_lab();
     let mut cleanup = Cleanup::default();
     let (name, volume, network) = (unique("web"), unique("vol"), unique("net"));
@@ -78,11 +90,32 @@ async fn a_push_replaces_the_container_and_keeps_its_config_and_data() {
     run_v1(&v1, &name, port, &volume, &network);
     let dockhand = Dockhand::start(listener, &config(&registry.image(&repo), &name)).await;
     let served = format!("http://127.0.0.1:{port}/");
-    wait_for("v1 to serve", Duration::from_secs(20), || async {
-        get_text(&served).await.filter(|b| b == "v1")
-    })
-    .await;
+    wait_serving(&served, "v1").await;
     let old_id = inspect(&name, "{{.Id}}");
+    Scene {
+        _cleanup: cleanup,
+        name,
+        network,
+        registry,
+        repo,
+        dockhand,
+        served,
+        old_id,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_replaces_the_container_and_keeps_its_config_and_data() {
+    let Scene {
+        _cleanup,
+        name,
+        network,
+        registry,
+        repo,
+        dockhand,
+        served,
+        old_id,
+    } = serving_v1().await;
 
     registry.push("v2", &repo, "v2");
 
@@ -151,26 +184,16 @@ async fn a_push_replaces_the_container_and_keeps_its_config_and_data() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_release_that_exits_at_once_leaves_the_old_container_serving() {
-    require_lab();
-    let mut cleanup = Cleanup::default();
-    let (name, volume, network) = (unique("web"), unique("vol"), unique("net"));
-    cleanup.container(&name);
-    cleanup.volume(&volume);
-    cleanup.network(&network);
-
-    let (listener, url) = Dockhand::bind();
-    let registry = Registry::start(&format!("{url}/hooks/registry")).await;
-    let repo = unique("app");
-    let v1 = registry.push("v1", &repo, "v1");
-    let port = free_port();
-    run_v1(&v1, &name, port, &volume, &network);
-    let dockhand = Dockhand::start(listener, &config(&registry.image(&repo), &name)).await;
-    let served = format!("http://127.0.0.1:{port}/");
-    wait_for("v1 to serve", Duration::from_secs(20), || async {
-        get_text(&served).await.filter(|b| b == "v1")
-    })
-    .await;
-    let old_id = inspect(&name, "{{.Id}}");
+    let Scene {
+        _cleanup,
+        name,
+        network: _,
+        registry,
+        repo,
+        dockhand,
+        served,
+        old_id,
+    } = serving_v1().await;
 
     registry.push("crash", &repo, "v2-broken");
 
@@ -187,10 +210,7 @@ async fn a_release_that_exits_at_once_leaves_the_old_container_serving() {
     // The very same old container is back under its name and serves v1.
     assert_eq!(inspect(&name, "{{.Id}}"), old_id);
     assert_eq!(inspect(&name, "{{.State.Running}}"), "true");
-    wait_for("v1 to serve again", Duration::from_secs(20), || async {
-        get_text(&served).await.filter(|b| b == "v1")
-    })
-    .await;
+    wait_serving(&served, "v1").await;
     assert_eq!(docker(&["exec", &name, "cat", "/srv/data.txt"]), "keep-me");
     // No broken container is left behind.
     let all = docker(&[

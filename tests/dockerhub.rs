@@ -99,10 +99,7 @@ async fn a_docker_hub_push_deploys_and_calls_back_success() {
         "svendowideit/testhook:latest",
     ]);
     let served = format!("http://127.0.0.1:{port}/");
-    wait_for("v1 to serve", Duration::from_secs(20), || async {
-        get_text(&served).await.filter(|b| b == "v1")
-    })
-    .await;
+    wait_serving(&served, "v1").await;
 
     let (callback, mut calls) = callback_receiver().await;
     let (listener, url) = Dockhand::bind();

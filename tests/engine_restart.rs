@@ -190,10 +190,7 @@ async fn dockerd_down_mid_deploy_is_retried_and_the_old_version_serves_meanwhile
         &format!("trap 'exit 0' TERM; httpd -f -p {port} -h /www & wait"),
     ]);
     let served = format!("http://127.0.0.1:{port}/");
-    wait_for("v1 to serve", Duration::from_secs(20), || async {
-        get_text(&served).await.filter(|v| v == "v1")
-    })
-    .await;
+    wait_serving(&served, "v1").await;
 
     let dir = tempfile::tempdir().expect("tempdir");
     let config = format!(

@@ -426,6 +426,16 @@ pub async fn get_text(url: &str) -> Option<String> {
     r.text().await.ok().map(|t| t.trim().to_string())
 }
 
+/// Waits until `url` answers `version` (the lab app serves its version).
+pub async fn wait_serving(url: &str, version: &str) {
+    wait_for(
+        &format!("{url} to serve {version}"),
+        Duration::from_secs(30),
+        || async { get_text(url).await.filter(|b| b == version).map(|_| ()) },
+    )
+    .await
+}
+
 /// Asserts that deployment `d` ended in `state`, showing its log otherwise.
 pub async fn assert_state(dockhand: &Dockhand, d: &Deployment, state: DeployState) {
     if d.state != state {
