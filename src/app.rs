@@ -6,7 +6,10 @@
 use crate::check;
 use crate::config::Config;
 use crate::engine::Engine;
-use crate::http::{self, AppState};
+use crate::http::serve::{self, Limits};
+use crate::http::tls::{Tls, TlsError};
+use crate::http::{self, AppState, AuthFailures};
+
 use crate::queue::Queue;
 use crate::report::Reporter;
 use crate::store::{Store, StoreError};
@@ -23,6 +26,9 @@ pub enum StartError {
     /// The state file could not be opened.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The TLS certificate or key cannot be used.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
     /// The listen address is taken or not allowed.
     #[error(
         "cannot listen on {addr}: {source} (is another dockhand running? change server.listen)"
@@ -82,24 +88,41 @@ impl App {
             addr: config.server.listen,
             source,
         })?;
+        let tls = match &config.server.tls {
+            Some((cert, key)) => {
+                let tls = Tls::load(cert, key)?;
+                let watcher = tokio::spawn(tls.clone().watch());
+                let mut stop = shutdown_rx.clone();
+                tokio::spawn(async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                    watcher.abort();
+                });
+                Some(tls)
+            }
+            None => None,
+        };
         let state = Arc::new(AppState {
             config: config.clone(),
             store: store.clone(),
             engine: engine.clone(),
             queue,
+            failures: AuthFailures::new(config.server.auth_failures),
         });
-        let mut stop = shutdown_rx;
-        let server = tokio::spawn(async move {
-            let result = axum::serve(listener, http::router(state))
-                .with_graceful_shutdown(async move {
-                    let _ = stop.wait_for(|s| *s).await;
-                })
-                .await;
-            if let Err(e) = result {
-                tracing::error!("server stopped: {e}");
-            }
-        });
-        tracing::info!(%addr, hooks = config.hooks.len(), targets = config.targets.len(), "dockhand listening");
+        let limits = Limits {
+            max_connections: config.server.max_connections,
+            header_timeout: config.server.header_timeout,
+            max_header_bytes: config.server.max_header_bytes,
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let server = tokio::spawn(serve::run(
+            listener,
+            http::router(state),
+            limits,
+            tls,
+            shutdown_rx,
+            config.server.body_timeout,
+        ));
+        tracing::info!(%addr, %scheme, hooks = config.hooks.len(), targets = config.targets.len(), "dockhand listening");
         Ok(App {
             addr,
             store,

@@ -85,6 +85,22 @@ pub struct ServerConfig {
     /// `retry_attempts`: how often a deploy is tried when the engine is unreachable or
     /// fails with a 5xx before anything changed (default 5; backoff 2s doubling, max 60s).
     pub retry_attempts: u32,
+    /// `tls_cert` and `tls_key`: serve HTTPS with this PEM pair (reloaded when it changes).
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// `max_connections`: connections served at once (default 256).
+    pub max_connections: usize,
+    /// `header_timeout`: time a client has for the TLS handshake and each request's
+    /// headers (default 10s).
+    pub header_timeout: Duration,
+    /// `body_timeout`: time a client has to send a request body (default 30s).
+    pub body_timeout: Duration,
+    /// `max_header_bytes`: largest request head (default 16 KiB; at least 8 KiB).
+    pub max_header_bytes: usize,
+    /// `auth_failures`: failed authentications per minute per client address before it is
+    /// answered 429 (default 20; 0 turns the limit off).
+    pub auth_failures: u32,
+    /// `trusted_proxies`: CIDRs whose `X-Forwarded-For` is believed (default none).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// Which payload format a hook speaks.
@@ -137,6 +153,8 @@ pub struct HookConfig {
     pub source: SourceKind,
     /// The secret from `token`, `token_file` or `token_env`.
     pub token: Secret,
+    /// `allow_ips`: when set, only these addresses (CIDRs) may call the hook; others get 403.
+    pub allow_ips: Option<Vec<ipnet::IpNet>>,
 }
 
 /// What kind of thing a target is.
@@ -208,6 +226,17 @@ struct FileServer {
     #[serde(default, with = "humantime_serde")]
     shutdown_grace: Option<Duration>,
     retry_attempts: Option<u32>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    max_connections: Option<usize>,
+    #[serde(default, with = "humantime_serde")]
+    header_timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    body_timeout: Option<Duration>,
+    max_header_bytes: Option<usize>,
+    auth_failures: Option<u32>,
+    #[serde(default)]
+    trusted_proxies: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -218,6 +247,7 @@ struct FileHook {
     token: Option<String>,
     token_file: Option<PathBuf>,
     token_env: Option<String>,
+    allow_ips: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -334,6 +364,23 @@ fn syntax_error(origin: &str, text: &str, e: &toml::de::Error) -> ConfigError {
     }
 }
 
+/// Parses CIDRs (`10.0.0.0/8`) or single addresses (`127.0.0.1`).
+fn parse_nets(key: &str, values: &[String]) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+    values
+        .iter()
+        .map(|v| {
+            v.parse::<ipnet::IpNet>()
+                .or_else(|_| v.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    invalid(
+                        key,
+                        format!("'{v}' is not an address or CIDR range (e.g. \"10.0.0.0/8\")"),
+                    )
+                })
+        })
+        .collect()
+}
+
 fn validate_server(s: FileServer, base: &Path) -> Result<ServerConfig, ConfigError> {
     let listen = s.listen.as_deref().unwrap_or("127.0.0.1:8787");
     let listen = listen.parse().map_err(|_| {
@@ -354,6 +401,23 @@ fn validate_server(s: FileServer, base: &Path) -> Result<ServerConfig, ConfigErr
             ));
         }
     }
+    let resolve = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
+    let tls = match (s.tls_cert, s.tls_key) {
+        (Some(c), Some(k)) => Some((resolve(c), resolve(k))),
+        (None, None) => None,
+        (Some(_), None) => {
+            return Err(invalid(
+                "server.tls_key",
+                "is missing: tls_cert needs its key (PEM)",
+            ))
+        }
+        (None, Some(_)) => {
+            return Err(invalid(
+                "server.tls_cert",
+                "is missing: tls_key needs its certificate (PEM)",
+            ))
+        }
+    };
     let admin_token = load_secret(
         "server",
         "admin_token",
@@ -373,6 +437,13 @@ fn validate_server(s: FileServer, base: &Path) -> Result<ServerConfig, ConfigErr
         dedupe_window: s.dedupe_window.unwrap_or(Duration::from_secs(60)),
         shutdown_grace: s.shutdown_grace.unwrap_or(Duration::from_secs(60)),
         retry_attempts: s.retry_attempts.unwrap_or(5).max(1),
+        tls,
+        max_connections: s.max_connections.unwrap_or(256).max(1),
+        header_timeout: s.header_timeout.unwrap_or(Duration::from_secs(10)),
+        body_timeout: s.body_timeout.unwrap_or(Duration::from_secs(30)),
+        max_header_bytes: s.max_header_bytes.unwrap_or(16 * 1024).max(8 * 1024),
+        auth_failures: s.auth_failures.unwrap_or(20),
+        trusted_proxies: parse_nets("server.trusted_proxies", &s.trusted_proxies)?,
     })
 }
 
@@ -412,10 +483,15 @@ fn validate_hook(h: FileHook, key: &str, base: &Path) -> Result<HookConfig, Conf
             "has no secret: set one of token, token_file or token_env (a hook without a secret would let anyone deploy)",
         )
     })?;
+    let allow_ips = match &h.allow_ips {
+        Some(list) => Some(parse_nets(&format!("{key}.allow_ips"), list)?),
+        None => None,
+    };
     Ok(HookConfig {
         name: h.name,
         source: h.source,
         token,
+        allow_ips,
     })
 }
 

@@ -11,9 +11,12 @@ use crate::config::HookConfig;
 use crate::policy::{self, Decision};
 use crate::source::{self, Auth, HookRequest, Parsed, Rejection};
 
+use super::client_ip::client_ip;
 use crate::store::{Queued, Recorded};
 use axum::body::Body;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{ConnectInfo, Path, RawQuery, State};
+use std::net::{IpAddr, SocketAddr};
+
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -32,6 +35,7 @@ pub(super) async fn hook(
     State(app): State<Arc<AppState>>,
     Path(name): Path<String>,
     RawQuery(query): RawQuery,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     method: Method,
     headers: HeaderMap,
     body: Body,
@@ -39,8 +43,15 @@ pub(super) async fn hook(
     let Some(hook) = app.config.hook(&name) else {
         return error(StatusCode::NOT_FOUND, "no such hook");
     };
-    let span = tracing::info_span!("hook", hook = %hook.name, source = hook.source.as_str());
-    handle(&app, hook, query, method, headers, body)
+    let forwarded: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let client = client_ip(peer.ip(), &forwarded, &app.config.server.trusted_proxies);
+    let span =
+        tracing::info_span!("hook", hook = %hook.name, source = hook.source.as_str(), %client);
+    handle(&app, hook, client, query, method, headers, body)
         .instrument(span)
         .await
 }
@@ -48,11 +59,28 @@ pub(super) async fn hook(
 async fn handle(
     app: &AppState,
     hook: &HookConfig,
+    client: IpAddr,
     query: Option<String>,
     method: Method,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    if let Some(allowed) = &hook.allow_ips {
+        if !allowed.iter().any(|net| net.contains(&client)) {
+            tracing::warn!("refused: address not in allow_ips");
+            return error(StatusCode::FORBIDDEN, "this address may not call this hook");
+        }
+    }
+    if let Some(wait) = app.failures.blocked(client) {
+        let mut r = error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many failed attempts from this address; try again later",
+        );
+        if let Ok(v) = HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
+            r.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return r;
+    }
     if method != Method::POST {
         let mut r = error(StatusCode::METHOD_NOT_ALLOWED, "hooks take POST");
         r.headers_mut()
@@ -69,6 +97,7 @@ async fn handle(
         Ok(a) => a,
         Err(e) => {
             tracing::warn!("refused: {e}");
+            app.failures.failed(client);
             return rejection(e);
         }
     };
@@ -83,13 +112,28 @@ async fn handle(
     if declared.is_some_and(|n| n > limit as u64) {
         return too_large(limit);
     }
-    let bytes = match axum::body::to_bytes(body, limit).await {
-        Ok(b) => b,
-        Err(_) => return too_large(limit),
+    let bytes = match tokio::time::timeout(
+        app.config.server.body_timeout,
+        axum::body::to_bytes(body, limit),
+    )
+    .await
+    {
+        Ok(Ok(b)) => b,
+        Ok(Err(_)) => return too_large(limit),
+        Err(_) => {
+            return error(
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "the body did not arrive within {:?} (server.body_timeout)",
+                    app.config.server.body_timeout
+                ),
+            )
+        }
     };
     if auth == Auth::NeedsBody {
         if let Err(e) = src.verify_body(&request, &bytes, &hook.token) {
             tracing::warn!("refused: {e}");
+            app.failures.failed(client);
             return rejection(e);
         }
     }

@@ -7,8 +7,14 @@
 //! Every refusal is a JSON `{"error": "<short reason>"}` with the status that says what
 //! is wrong, and nothing that is refused reaches the engine.
 
+mod client_ip;
 mod health;
 mod hooks;
+mod limit;
+pub mod serve;
+pub mod tls;
+
+pub use limit::AuthFailures;
 
 use crate::config::Config;
 use crate::engine::Engine;
@@ -30,6 +36,8 @@ pub struct AppState {
     pub engine: Arc<Engine>,
     /// Where queued deploys are announced.
     pub queue: Queue,
+    /// Failed authentications per client address.
+    pub failures: AuthFailures,
 }
 
 /// The router with every route.
