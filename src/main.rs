@@ -88,6 +88,11 @@ enum Command {
         #[command(flatten)]
         remote: Remote,
     },
+    /// TLS helpers.
+    Tls {
+        #[command(subcommand)]
+        command: TlsCommand,
+    },
     /// Deploy the target's previous successful image again.
     Rollback {
         /// Target name
@@ -97,6 +102,22 @@ enum Command {
         wait: bool,
         #[command(flatten)]
         remote: Remote,
+    },
+}
+
+#[derive(Subcommand)]
+enum TlsCommand {
+    /// Write a private key and a self-signed certificate for HOST names or addresses.
+    SelfSigned {
+        /// A DNS name or IP address the certificate is for (repeat for more)
+        #[arg(long = "host", required = true)]
+        hosts: Vec<String>,
+        /// Where to write the certificate
+        #[arg(long, default_value = "dockhand.crt")]
+        cert: PathBuf,
+        /// Where to write the key (mode 0600)
+        #[arg(long, default_value = "dockhand.key")]
+        key: PathBuf,
     },
 }
 
@@ -221,7 +242,28 @@ fn main() -> ExitCode {
                 })
                 .await
             }
+            Command::Tls {
+                command: TlsCommand::SelfSigned { hosts, cert, key },
+            } => match dockhand::http::tls::write_self_signed(&hosts, &cert, &key) {
+                Ok(_) => {
+                    println!(
+                        "wrote {} and {} for {}\nuse them with:\n  [server]\n  tls_cert = \"{}\"\n  tls_key  = \"{}\"\nand give the registry {} to trust.",
+                        cert.display(),
+                        key.display(),
+                        hosts.join(", "),
+                        cert.display(),
+                        key.display(),
+                        cert.display()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("dockhand: {e}");
+                    ExitCode::from(1)
+                }
+            },
             Command::Rollback {
+
                 target,
                 wait,
                 remote,
