@@ -13,7 +13,7 @@ use bollard::models::{
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, CreateImageOptionsBuilder, ListTasksOptionsBuilder,
     RemoveContainerOptionsBuilder, RenameContainerOptionsBuilder, StopContainerOptionsBuilder,
-    UpdateServiceOptionsBuilder,
+    TagImageOptionsBuilder, UpdateServiceOptionsBuilder,
 };
 use bollard::Docker;
 use futures_util::StreamExt;
@@ -249,6 +249,18 @@ impl Engine {
             }
         }
         Ok(())
+    }
+
+    /// Tags the local image `source` (an id or reference) as `repo:tag`.
+    pub async fn tag_image(&self, source: &str, repo: &str, tag: &str) -> Result<(), EngineError> {
+        let d = self.docker().await?;
+        let options = TagImageOptionsBuilder::default()
+            .repo(repo)
+            .tag(tag)
+            .build();
+        d.tag_image(source, Some(options))
+            .await
+            .map_err(|e| self.map(e))
     }
 
     /// Inspects a local image.

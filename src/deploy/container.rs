@@ -54,32 +54,45 @@ pub(super) async fn deploy(
     };
     let reference = job.image.with_tag(&job.tag);
 
-    log.line(format!("pulling {reference}")).await;
+    // Pull exactly what was pushed when the event names its digest (the tag may have
+    // moved since), and point the tag at it; else pull the tag.
+    let pull_ref = match &job.digest {
+        Some(d) => format!("{}@{d}", job.image),
+        None => reference.clone(),
+    };
+    log.line(format!("pulling {pull_ref}")).await;
     let mut progress = Vec::new();
-    if let Err(e) = engine.pull(&reference, |line| progress.push(line)).await {
+    if let Err(e) = engine.pull(&pull_ref, |line| progress.push(line)).await {
         for line in progress {
             log.line(line).await;
         }
         return Outcome::untouched(
             &e,
-            format!("pull of {reference} failed: {e}; container {name} was not touched"),
+            format!("pull of {pull_ref} failed: {e}; container {name} was not touched"),
         );
     }
     for line in progress {
         log.line(line).await;
     }
+    if pull_ref != reference {
+        if let Err(e) = engine
+            .tag_image(&pull_ref, &job.image.to_string(), &job.tag)
+            .await
+        {
+            return Outcome::untouched(&e, format!("cannot tag {pull_ref} as {reference}: {e}"));
+        }
+    }
     let new_image = match engine.inspect_image(&reference).await {
         Ok(i) => i,
         Err(e) => {
-            return Outcome::failed(format!("cannot inspect the pulled image {reference}: {e}"))
+            return Outcome::untouched(
+                &e,
+                format!("cannot inspect the pulled image {reference}: {e}"),
+            )
         }
     };
     let digest = pulled_digest(&new_image.repo_digests, job);
-    if let (Some(want), Some(got)) = (&job.digest, &digest) {
-        if want != got {
-            log.line(format!("note: the registry now serves {reference} as {got}, not the pushed {want} (the tag moved since)")).await;
-        }
-    }
+
     if new_image.id.is_some() && new_image.id == old.image {
         return Outcome::new(
             DeployState::Skipped,
@@ -96,11 +109,12 @@ pub(super) async fn deploy(
     let (body, extra_networks) = new_container_body(&old, old_image_config.as_ref(), &reference);
     let was_running = old.state.as_ref().and_then(|s| s.running).unwrap_or(false);
 
-    let parked = format!("{name}-dockhand-old-{}", job.id);
+    let parked = parked_name(name, job.id);
     if let Err(e) = engine.rename_container(&old_id, &parked).await {
-        return Outcome::failed(format!(
-            "cannot rename container {name} aside: {e}; nothing was changed"
-        ));
+        return Outcome::untouched(
+            &e,
+            format!("cannot rename container {name} aside: {e}; nothing was changed"),
+        );
     }
     log.line(format!("renamed the old container to {parked}"))
         .await;
