@@ -4,6 +4,11 @@
 //! - `GET /healthz`: up, and able to reach the state file and the engine ([`health`]).
 //! - `/api/...`: the REST API ([`crate::api`]).
 //!
+//! Around them: [`serve`] (the connection loop and its limits), [`tls`] (certificates,
+//! reloaded on change), `client_ip` (who is asking, behind trusted proxies) and
+//! [`AuthFailures`] (429 for an address that keeps failing to authenticate).
+//!
+
 //! Every refusal is a JSON `{"error": "<short reason>"}` with the status that says what
 //! is wrong, and nothing that is refused reaches the engine.
 
