@@ -16,8 +16,9 @@
 //! Requests are written on raw TCP, so that framing, paths and header bytes are exactly what
 //! the case says (no client normalises them).
 //!
-//! Cases named `BUG#n` assert the correct behaviour where dockhand's differs (a bug in
-//! src/, reported, not fixed here); they fail until it is fixed, and are listed apart.
+//! Cases named `BUG#n` are regressions: this corpus found them (a broken body answered
+//! 413 instead of 400; a non-UTF-8 hook name answered in plain text instead of a JSON
+//! 404), and they were fixed in src/http/hooks.rs. A failing one is listed apart.
 
 mod common;
 
@@ -3481,9 +3482,9 @@ fn protocol(out: &mut Vec<Case>) {
         Req::raw(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec()),
         Expect::ClosedOr(400),
     ));
-    // BUG#1: src/http/hooks.rs answers every error reading the body (`to_bytes` -> Err)
-    // with 413 "body over the limit", though only one of them is about size. A malformed
-    // or cut-short body is a malformed request: 400.
+    // BUG#1 (fixed): every error reading the body was answered 413 "body over the limit",
+    // though only one of them is about size. A malformed or cut-short body is a malformed
+    // request: 400.
     let mut bad_chunk = case(
         g,
         "BUG#1: a malformed chunk size is answered 413 (body over the limit) instead of 400",
@@ -3791,7 +3792,7 @@ async fn hostile_requests_get_exact_answers_and_never_reach_the_engine() {
         println!("  {group:>14}: {n}");
     }
     for b in &bugs {
-        println!("KNOWN BUG (asserted as it should be): {b}");
+        println!("REGRESSION (a fixed bug is back): {b}");
     }
     assert!(total >= 300, "only {total} cases");
     failures.extend(bugs.into_iter().map(|b| format!("BUG in src/: {b}")));

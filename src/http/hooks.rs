@@ -14,7 +14,9 @@ use crate::source::{self, Auth, HookRequest, Parsed, Rejection};
 use super::client_ip::client_ip;
 use crate::store::{Queued, Recorded};
 use axum::body::Body;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{ConnectInfo, Path, RawQuery, State};
+
 use std::net::{IpAddr, SocketAddr};
 
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
@@ -33,14 +35,15 @@ struct Accepted {
 
 pub(super) async fn hook(
     State(app): State<Arc<AppState>>,
-    Path(name): Path<String>,
+    name: Result<Path<String>, PathRejection>,
     RawQuery(query): RawQuery,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     method: Method,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let Some(hook) = app.config.hook(&name) else {
+    // A name that is not even UTF-8 is no hook either.
+    let Some(hook) = name.ok().and_then(|Path(n)| app.config.hook(&n)) else {
         return error(StatusCode::NOT_FOUND, "no such hook");
     };
     let forwarded: Vec<&str> = headers
@@ -119,7 +122,13 @@ async fn handle(
     .await
     {
         Ok(Ok(b)) => b,
-        Ok(Err(_)) => return too_large(limit),
+        Ok(Err(e)) if is_over_limit(&e) => return too_large(limit),
+        Ok(Err(e)) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("the body could not be read: {}", source_of(&e)),
+            )
+        }
         Err(_) => {
             return error(
                 StatusCode::REQUEST_TIMEOUT,
@@ -236,6 +245,28 @@ fn token_param(query: &str) -> Option<String> {
     form_urlencoded::parse(query.as_bytes())
         .find(|(k, _)| k == "token")
         .map(|(_, v)| v.into_owned())
+}
+
+/// Whether reading the body failed because it exceeded the limit (not because the client
+/// sent a broken chunk or closed early).
+fn is_over_limit(e: &axum::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if c.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
+}
+
+/// The innermost cause of a body error, for a short reason.
+fn source_of(e: &axum::Error) -> String {
+    let mut cause: &(dyn std::error::Error + 'static) = e;
+    while let Some(c) = cause.source() {
+        cause = c;
+    }
+    cause.to_string()
 }
 
 fn too_large(limit: usize) -> Response {
