@@ -67,27 +67,26 @@ impl ImageName {
     /// even when it has no dot or port (`registry/app` would otherwise mean Docker Hub).
     pub fn from_host_and_path(host: &str, path: &str) -> Result<Self, ReferenceError> {
         let host = host.trim().to_ascii_lowercase();
-        if host.is_empty()
-            || !host
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
-        {
-            return Err(ReferenceError::InvalidName {
-                input: truncate(&host),
-                reason: "bad registry host".into(),
-            });
-        }
+        check_host(&host)?;
         // Validate the path with the real grammar under a placeholder host.
         let probe = format!("registry.invalid/{path}");
         let probe_name = Self::parse(&probe)?;
-        let mut name = ImageName {
-            registry: fold_hub(&host),
-            repository: probe_name.repository,
+        Ok(ImageName::normalised(&host, probe_name.repository))
+    }
+
+    /// The one place names are normalised: Docker Hub's aliases fold to `docker.io`, and
+    /// a Docker Hub repository without a namespace is in `library/`.
+    fn normalised(registry: &str, repository: String) -> ImageName {
+        let registry = fold_hub(registry);
+        let repository = if registry == DOCKER_HUB && !repository.contains('/') {
+            format!("library/{repository}")
+        } else {
+            repository
         };
-        if name.registry == DOCKER_HUB && !name.repository.contains('/') {
-            name.repository = format!("library/{}", name.repository);
+        ImageName {
+            registry,
+            repository,
         }
-        Ok(name)
     }
 
     /// The registry host (`docker.io`, `127.0.0.1:5000`).
@@ -130,10 +129,16 @@ pub fn parse_full(
         input: truncate(input),
         reason: e.to_string(),
     })?;
-    let name = ImageName {
-        registry: fold_hub(&reference.registry().to_ascii_lowercase()),
-        repository: reference.repository().to_string(),
-    };
+    let registry = reference.registry().to_ascii_lowercase();
+    check_host(&registry)?;
+    let repository = reference.repository();
+    if repository.chars().any(|c| c.is_ascii_uppercase()) {
+        return Err(ReferenceError::InvalidName {
+            input: truncate(input),
+            reason: "repository names must be lower case".into(),
+        });
+    }
+    let name = ImageName::normalised(&registry, repository.to_string());
     Ok((
         name,
         reference.tag().map(str::to_string),
@@ -174,6 +179,46 @@ pub fn validate_digest(digest: &str) -> Result<(), ReferenceError> {
     } else {
         Err(bad())
     }
+}
+
+/// Checks a registry host against Docker's domain grammar: dot-separated components of
+/// letters, digits and inner hyphens (or a bracketed IPv6 address), then an optional port.
+fn check_host(host: &str) -> Result<(), ReferenceError> {
+    let bad = || ReferenceError::InvalidName {
+        input: truncate(host),
+        reason: "bad registry host".into(),
+    };
+    let (name, port) = if let Some(rest) = host.strip_prefix('[') {
+        let (v6, after) = rest.split_once(']').ok_or_else(bad)?;
+        v6.parse::<std::net::Ipv6Addr>().map_err(|_| bad())?;
+        let port = match after {
+            "" => None,
+            p => Some(p.strip_prefix(':').ok_or_else(bad)?),
+        };
+        (None, port)
+    } else {
+        match host.rsplit_once(':') {
+            Some((n, p)) => (Some(n), Some(p)),
+            None => (Some(host), None),
+        }
+    };
+    if let Some(port) = port {
+        if port.is_empty() || port.len() > 5 || !port.chars().all(|c| c.is_ascii_digit()) {
+            return Err(bad());
+        }
+    }
+    if let Some(name) = name {
+        let component_ok = |c: &str| {
+            !c.is_empty()
+                && c.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-')
+                && !c.starts_with('-')
+                && !c.ends_with('-')
+        };
+        if name.len() > 253 || !name.split('.').all(component_ok) {
+            return Err(bad());
+        }
+    }
+    Ok(())
 }
 
 fn fold_hub(host: &str) -> String {
@@ -260,6 +305,52 @@ mod tests {
         assert_eq!(n.to_string(), "127.0.0.1:5000/app");
         assert_eq!(t.as_deref(), Some("v2"));
         assert_eq!(dg.as_deref(), Some(d.as_str()));
+    }
+
+    #[test]
+    fn what_the_fuzzer_found() {
+        // Hosts that only had allowed characters, but are no hosts.
+        for host in [
+            ":",
+            "a..b",
+            "i:o",
+            "10.77..b-64e6e5b912f5",
+            "-a.b",
+            "a.b:",
+            "a.b:123456",
+            "w_g.d",
+        ] {
+            assert!(
+                ImageName::from_host_and_path(host, "app").is_err(),
+                "{host}"
+            );
+        }
+        // (A bare `registry` is a host here but a Docker Hub namespace in a string, so it
+        // does not round-trip: see a_bare_host_from_a_payload_stays_a_host. Nor does a
+        // bracketed IPv6 host: oci-spec's grammar predates them.)
+        for host in ["localhost", "127.0.0.1:5000", "my-reg.example.com"] {
+            let n = ImageName::from_host_and_path(host, "app").unwrap();
+            assert_eq!(
+                ImageName::parse(&n.to_string()).ok(),
+                Some(n.clone()),
+                "{host}"
+            );
+        }
+        // An upper-case namespace is not a Docker Hub repository.
+        assert!(ImageName::parse("A/b").is_err());
+        assert!(parse_full("K/e:b").is_err());
+        // A host with `_` is refused by both constructors alike.
+        assert!(ImageName::parse("w_g.d/m").is_err());
+        // Every Docker Hub alias puts a bare name in library/.
+        let want = ImageName::parse("nginx").unwrap();
+        for alias in [
+            "registry-1.docker.io/nginx",
+            "registry.hub.docker.com/nginx",
+            "index.docker.io/nginx",
+            "docker.io/nginx",
+        ] {
+            assert_eq!(ImageName::parse(alias).unwrap(), want, "{alias}");
+        }
     }
 
     #[test]
