@@ -38,9 +38,7 @@ async fn every_cli_command_against_a_running_daemon() {
     cleanup.container(&name);
     let registry = Registry::start_silent().await;
     let repo = unique("app");
-    let v1 = registry.push("v1", &repo, "v1");
-    registry.push("v2", &repo, "v2");
-    registry.push("v3", &repo, "v3");
+    let v1 = registry.push_versions(&repo, &["v1", "v2", "v3"]);
     registry.push("crash", &repo, "v9");
     let port = free_port();
     docker(&[

@@ -77,9 +77,7 @@ async fn a_burst_ends_every_target_on_its_newest_tag_with_at_most_two_deploys() 
     let mut targets = Vec::new();
     for i in 0..TARGETS {
         let repo = unique("burst");
-        let v1 = registry.push("v1", &repo, "v1");
-        registry.push("v2", &repo, "v2");
-        registry.push("v3", &repo, "v3");
+        let v1 = registry.push_versions(&repo, &["v1", "v2", "v3"]);
         let name = unique("burst");
         cleanup.container(&name);
         docker(&[
@@ -224,9 +222,7 @@ async fn kill_9_during_a_container_deploy_loses_nothing() {
     cleanup.container(&name);
     let registry = Registry::start_silent().await;
     let repo = unique("app");
-    let v1 = registry.push("v1", &repo, "v1");
-    registry.push("v2", &repo, "v2");
-    registry.push("v3", &repo, "v3");
+    let v1 = registry.push_versions(&repo, &["v1", "v2", "v3"]);
     let port = free_port();
     docker(&[
         "run",
@@ -326,9 +322,7 @@ async fn kill_9_during_a_swarm_deploy_is_finished_after_restart() {
     cleanup.network(&network);
     let registry = Registry::start_silent().await;
     let repo = unique("app");
-    let v1 = registry.push("v1", &repo, "v1");
-    registry.push("v2", &repo, "v2");
-    registry.push("v3", &repo, "v3");
+    let v1 = registry.push_versions(&repo, &["v1", "v2", "v3"]);
     docker(&[
         "network",
         "create",
@@ -396,8 +390,7 @@ async fn sigterm_lets_the_running_deploy_finish_and_keeps_the_queue() {
     cleanup.container(&b);
     let registry = Registry::start_silent().await;
     let repo = unique("app");
-    let v1 = registry.push("v1", &repo, "v1");
-    registry.push("v2", &repo, "v2");
+    let v1 = registry.push_versions(&repo, &["v1", "v2"]);
     docker(&["run", "-d", "--name", &a, &v1]);
     docker(&["run", "-d", "--name", &b, &v1]);
     let image = registry.image(&repo);

@@ -168,8 +168,7 @@ async fn dockerd_down_mid_deploy_is_retried_and_the_old_version_serves_meanwhile
     let engine = Engine::start();
     let registry = Registry::start_silent().await;
     let repo = unique("app");
-    let v1 = registry.push("v1", &repo, "v1");
-    registry.push("v2", &repo, "v2");
+    let v1 = registry.push_versions(&repo, &["v1", "v2"]);
     let port = free_port().to_string();
     engine.docker(&["pull", "-q", &v1]);
     let name = unique("eng");

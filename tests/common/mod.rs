@@ -240,6 +240,13 @@ http:
         format!("127.0.0.1:{}/{name}", self.port)
     }
 
+    /// Pushes the lab's `v1`, `v2`... images to `repo` under the same tags; returns the
+    /// reference of the first.
+    pub fn push_versions(&self, repo: &str, versions: &[&str]) -> String {
+        let refs: Vec<String> = versions.iter().map(|v| self.push(v, repo, v)).collect();
+        refs.into_iter().next().expect("at least one version")
+    }
+
     /// Tags a lab image (`v1`, `v2`, `crash`...) as `repo:tag` in this registry and pushes it.
     pub fn push(&self, lab_tag: &str, repo: &str, tag: &str) -> String {
         let reference = format!("{}:{tag}", self.image(repo));
