@@ -188,6 +188,150 @@ fn now_ms() -> i64 {
 #[derive(Clone)]
 pub struct Store {
     conn: Arc<Mutex<Connection>>,
+    /// Where hook events go to be recorded: one writer thread commits them in groups.
+    intake: std::sync::mpsc::Sender<Intake>,
+}
+
+/// One event waiting to be recorded, and where to say how it went.
+struct Intake {
+    hook: String,
+    source: String,
+    event: ImagePushed,
+    targets: Vec<String>,
+    window: std::time::Duration,
+    reply: tokio::sync::oneshot::Sender<Result<Recorded, StoreError>>,
+}
+
+/// Most events committed together.
+const GROUP_MAX: usize = 256;
+
+/// The writer thread: takes every event that is waiting, records each in its own
+/// savepoint (one failing leaves the others), commits them with one fsync, then answers
+/// each. An event is answered only after the commit that holds it, so durability is the
+/// same as one transaction per event; throughput is not capped at one fsync per event.
+fn group_writer(conn: Arc<Mutex<Connection>>, intake: std::sync::mpsc::Receiver<Intake>) {
+    while let Ok(first) = intake.recv() {
+        let mut group = vec![first];
+        while group.len() < GROUP_MAX {
+            match intake.try_recv() {
+                Ok(more) => group.push(more),
+                Err(_) => break,
+            }
+        }
+        let Ok(mut guard) = conn.lock() else {
+            for i in group {
+                let _ = i
+                    .reply
+                    .send(Err(StoreError::Task("state file lock poisoned".into())));
+            }
+            continue;
+        };
+        let results = record_group(&mut guard, &group);
+        drop(guard);
+        for (i, result) in group.into_iter().zip(results) {
+            let _ = i.reply.send(result);
+        }
+    }
+}
+
+/// Records one event in `tx` (not committed), unless it is a replay.
+fn record_in(tx: &mut rusqlite::Savepoint<'_>, i: &Intake) -> rusqlite::Result<Recorded> {
+    let (hook, source, event) = (&i.hook, &i.source, &i.event);
+    let now = crate::now_rfc3339();
+    let now_ms = now_ms();
+    let image = event.image.to_string();
+    let (key, since) = match &event.delivery {
+        Some(d) => (format!("{source}:{hook}:delivery:{d}"), i64::MIN),
+        None => (
+            format!(
+                "{source}:{hook}:{image}:{}:{}",
+                event.tag,
+                event.digest.as_deref().unwrap_or("-")
+            ),
+            now_ms.saturating_sub(i64::try_from(i.window.as_millis()).unwrap_or(i64::MAX)),
+        ),
+    };
+    let original: Option<i64> = tx
+        .query_row(
+            "SELECT id FROM events WHERE dedupe_key = ?1 AND received_ms > ?2
+             ORDER BY id DESC LIMIT 1",
+            params![key, since],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if let Some(event_id) = original {
+        let deployments = tx
+            .prepare(
+                "SELECT id, target, image, tag FROM deployments WHERE event_id = ?1 ORDER BY id",
+            )?
+            .query_map(params![event_id], queued_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        return Ok(Recorded::Duplicate {
+            event_id,
+            deployments,
+        });
+    }
+    tx.execute(
+        "INSERT INTO events (hook, source, image, tag, digest, delivery, callback_url,
+                             dedupe_key, received_ms, received_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        params![
+            hook,
+            source,
+            image,
+            event.tag,
+            event.digest,
+            event.delivery,
+            event.callback_url,
+            key,
+            now_ms,
+            now
+        ],
+    )?;
+    let event_id = tx.last_insert_rowid();
+    let mut queued = Vec::new();
+    for target in &i.targets {
+        tx.execute(
+            "INSERT INTO deployments (event_id, target, image, tag, digest, state, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6)",
+            params![event_id, target, image, event.tag, event.digest, now],
+        )?;
+        queued.push(Queued {
+            id: tx.last_insert_rowid(),
+            target: target.clone(),
+            image: image.clone(),
+            tag: event.tag.clone(),
+        });
+    }
+    Ok(Recorded::Queued(queued))
+}
+
+fn record_group(conn: &mut Connection, group: &[Intake]) -> Vec<Result<Recorded, StoreError>> {
+    let mut tx = match conn.transaction() {
+        Ok(tx) => tx,
+        Err(e) => {
+            return group
+                .iter()
+                .map(|_| Err(StoreError::Task(e.to_string())))
+                .collect()
+        }
+    };
+    let mut results: Vec<Result<Recorded, StoreError>> = Vec::with_capacity(group.len());
+    for i in group {
+        let one = tx.savepoint().and_then(|mut sp| {
+            let recorded = record_in(&mut sp, i)?;
+            sp.commit()?;
+            Ok(recorded)
+        });
+        results.push(one.map_err(StoreError::from));
+    }
+    match tx.commit() {
+        Ok(()) => results,
+        Err(e) => results
+            .into_iter()
+            .map(|_| Err(StoreError::Task(format!("commit failed: {e}"))))
+            .collect(),
+    }
 }
 
 const SCHEMA: &str = r#"
@@ -266,9 +410,14 @@ impl Store {
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(open_err)?;
         conn.execute_batch(SCHEMA).map_err(open_err)?;
-        Ok(Store {
-            conn: Arc::new(Mutex::new(conn)),
-        })
+        let conn = Arc::new(Mutex::new(conn));
+        let (intake, queue) = std::sync::mpsc::channel();
+        let writer_conn = conn.clone();
+        std::thread::Builder::new()
+            .name("dockhand-intake".into())
+            .spawn(move || group_writer(writer_conn, queue))
+            .map_err(|e| StoreError::Task(format!("cannot start the state writer: {e}")))?;
+        Ok(Store { conn, intake })
     }
 
     /// Runs `f` on the connection in a blocking thread.
@@ -302,67 +451,20 @@ impl Store {
         targets: Vec<String>,
         window: std::time::Duration,
     ) -> Result<Recorded, StoreError> {
-        let (hook, source, event) = (hook.to_string(), source.to_string(), event.clone());
-        self.with(move |c| {
-            let tx = c.transaction()?;
-            let now = crate::now_rfc3339();
-            let now_ms = now_ms();
-            let image = event.image.to_string();
-            let (key, since) = match &event.delivery {
-                Some(d) => (format!("{source}:{hook}:delivery:{d}"), i64::MIN),
-                None => (
-                    format!(
-                        "{source}:{hook}:{image}:{}:{}",
-                        event.tag,
-                        event.digest.as_deref().unwrap_or("-")
-                    ),
-                    now_ms.saturating_sub(i64::try_from(window.as_millis()).unwrap_or(i64::MAX)),
-                ),
-            };
-            let original: Option<i64> = tx
-                .query_row(
-                    "SELECT id FROM events WHERE dedupe_key = ?1 AND received_ms > ?2
-                     ORDER BY id DESC LIMIT 1",
-                    params![key, since],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            if let Some(event_id) = original {
-                let deployments = tx
-                    .prepare("SELECT id, target, image, tag FROM deployments WHERE event_id = ?1 ORDER BY id")?
-                    .query_map(params![event_id], queued_row)?
-                    .collect::<rusqlite::Result<Vec<_>>>()?;
-                return Ok(Recorded::Duplicate {
-                    event_id,
-                    deployments,
-                });
-            }
-            tx.execute(
-                "INSERT INTO events (hook, source, image, tag, digest, delivery, callback_url,
-                                     dedupe_key, received_ms, received_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                params![hook, source, image, event.tag, event.digest, event.delivery,
-                        event.callback_url, key, now_ms, now],
-            )?;
-            let event_id = tx.last_insert_rowid();
-            let mut queued = Vec::new();
-            for target in targets {
-                tx.execute(
-                    "INSERT INTO deployments (event_id, target, image, tag, digest, state, created_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6)",
-                    params![event_id, target, image, event.tag, event.digest, now],
-                )?;
-                queued.push(Queued {
-                    id: tx.last_insert_rowid(),
-                    target,
-                    image: image.clone(),
-                    tag: event.tag.clone(),
-                });
-            }
-            tx.commit()?;
-            Ok(Recorded::Queued(queued))
-        })
-        .await
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.intake
+            .send(Intake {
+                hook: hook.to_string(),
+                source: source.to_string(),
+                event: event.clone(),
+                targets,
+                window,
+                reply,
+            })
+            .map_err(|_| StoreError::Task("the state writer stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| StoreError::Task("the state writer stopped".into()))?
     }
 
     /// Claims the next deployment for `target`: the newest queued one becomes running, and
