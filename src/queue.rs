@@ -110,8 +110,10 @@ async fn worker(
                 _ = shutdown.changed() => continue,
             }
         };
-        for id in superseded {
-            tracing::info!(target = %target.name, deployment = id, "superseded by deployment {}", deployment.id);
+        if superseded.count > 0 {
+            tracing::info!(target = %target.name, "{} older queued deploys superseded by deployment {}", superseded.count, deployment.id);
+        }
+        for id in superseded.to_report {
             shared.reporter.deployment_ended(id).await;
         }
         let span = tracing::info_span!("deploy", id = deployment.id, target = %target.name, image = %deployment.image, tag = %deployment.tag);

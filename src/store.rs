@@ -151,6 +151,15 @@ pub struct Queued {
     pub tag: String,
 }
 
+/// The deployments a claim superseded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Superseded {
+    /// How many.
+    pub count: usize,
+    /// Those whose event asked for a callback (the reporter needs to see each).
+    pub to_report: Vec<i64>,
+}
+
 /// What [`Store::record_event`] did.
 #[derive(Debug, Clone)]
 pub enum Recorded {
@@ -473,7 +482,7 @@ impl Store {
     pub async fn claim_next(
         &self,
         target: &str,
-    ) -> Result<Option<(Deployment, Vec<i64>)>, StoreError> {
+    ) -> Result<Option<(Deployment, Superseded)>, StoreError> {
         let target = target.to_string();
         self.with(move |c| {
             let tx = c.transaction()?;
@@ -491,21 +500,30 @@ impl Store {
                 return Ok(None);
             };
             let now = crate::now_rfc3339();
-            let superseded: Vec<i64> = {
+            // Only those whose sender asked for a callback need reporting one by one.
+            let to_report: Vec<i64> = {
                 let mut stmt = tx.prepare(
-                    "SELECT id FROM deployments WHERE target = ?1 AND state = 'queued' AND id < ?2",
+                    "SELECT d.id FROM deployments d JOIN events e ON e.id = d.event_id
+                     WHERE d.target = ?1 AND d.state = 'queued' AND d.id < ?2
+                       AND e.callback_url IS NOT NULL",
                 )?;
                 let ids = stmt
                     .query_map(params![target, job.id], |r| r.get(0))?
                     .collect::<rusqlite::Result<Vec<i64>>>()?;
                 ids
             };
-            for id in &superseded {
-                tx.execute(
-                    "UPDATE deployments SET state = 'superseded', message = ?2, ended_at = ?3 WHERE id = ?1",
-                    params![id, format!("superseded by deployment {}", job.id), now],
-                )?;
-            }
+            // One statement for all of them: a burst can leave thousands queued.
+            let count = tx.execute(
+                "UPDATE deployments SET state = 'superseded', message = ?3, ended_at = ?4
+                 WHERE target = ?1 AND state = 'queued' AND id < ?2",
+                params![
+                    target,
+                    job.id,
+                    format!("superseded by deployment {}", job.id),
+                    now
+                ],
+            )?;
+
             tx.execute(
                 "UPDATE deployments SET state = 'running', started_at = ?2, attempts = attempts + 1
                  WHERE id = ?1",
@@ -514,7 +532,7 @@ impl Store {
             tx.commit()?;
             job.state = DeployState::Running;
             job.started_at = Some(now);
-            Ok(Some((job, superseded)))
+            Ok(Some((job, Superseded { count, to_report })))
         })
         .await
     }
@@ -844,7 +862,13 @@ mod tests {
         let (job, superseded) = store.claim_next("web").await.unwrap().unwrap();
         assert_eq!(job.tag, "v3");
         assert_eq!(job.state, DeployState::Running);
-        assert_eq!(superseded, vec![ids[0], ids[1]]);
+        assert_eq!(
+            superseded,
+            Superseded {
+                count: 2,
+                to_report: vec![ids[0], ids[1]]
+            }
+        );
         assert!(store.claim_next("web").await.unwrap().is_none());
         let old = store.deployment(ids[0]).await.unwrap().unwrap();
         assert_eq!(old.state, DeployState::Superseded);
