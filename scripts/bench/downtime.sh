@@ -25,16 +25,7 @@ set -euo pipefail
 SCRIPT=downtime.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-SMOKE=0; OUT=""
-while [ $# -gt 0 ]; do
-    case "$1" in
-        --smoke) SMOKE=1 ;;
-        --out) [ $# -ge 2 ] || die "--out needs a file"; OUT="$(resolve_out "$2")"; shift ;;
-        -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-        *) die "unknown argument '$1'" ;;
-    esac
-    shift
-done
+parse_args "$@"
 LOAD_S="${SECONDS_LOAD:-20}"; [ "$SMOKE" = 1 ] && LOAD_S=6
 RATE="${RATE:-250}"; LOAD_THREADS="${LOAD_THREADS:-64}"; LOAD_TIMEOUT="${LOAD_TIMEOUT:-0.25}"
 LOADGEN="$(dirname "${BASH_SOURCE[0]}")/loadgen.py"

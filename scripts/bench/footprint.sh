@@ -13,16 +13,7 @@ set -euo pipefail
 SCRIPT=footprint.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-SMOKE=0; OUT=""
-while [ $# -gt 0 ]; do
-    case "$1" in
-        --smoke) SMOKE=1 ;;
-        --out) [ $# -ge 2 ] || die "--out needs a file"; OUT="$(resolve_out "$2")"; shift ;;
-        -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-        *) die "unknown argument '$1'" ;;
-    esac
-    shift
-done
+parse_args "$@"
 RUNS=20; [ "$SMOKE" = 1 ] && RUNS=3
 
 need_tools curl:curl python3:python3 hyperfine:hyperfine jq:jq

@@ -96,3 +96,18 @@ resolve_out() {
     [ -d "$(dirname "$o")" ] || die "--out $o: directory $(dirname "$o") does not exist"
     echo "$o"
 }
+
+# parse_args "$@": sets SMOKE (--smoke) and OUT (--out FILE) for a bench script; -h/--help
+# prints the script's header comment.
+parse_args() {
+    SMOKE=0; OUT=""
+    while [ $# -gt 0 ]; do
+        case "$1" in
+            --smoke) SMOKE=1 ;;
+            --out) [ $# -ge 2 ] || die "--out needs a file"; OUT="$(resolve_out "$2")"; shift ;;
+            -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
+            *) die "unknown argument '$1'" ;;
+        esac
+        shift
+    done
+}

@@ -22,16 +22,7 @@ set -euo pipefail
 SCRIPT=peers.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-SMOKE=0; OUT=""
-while [ $# -gt 0 ]; do
-    case "$1" in
-        --smoke) SMOKE=1 ;;
-        --out) [ $# -ge 2 ] || die "--out needs a file"; OUT="$(resolve_out "$2")"; shift ;;
-        -h|--help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-        *) die "unknown argument '$1'" ;;
-    esac
-    shift
-done
+parse_args "$@"
 DURATION="${DURATION:-10s}"; [ "$SMOKE" = 1 ] && DURATION=2s
 CONNECTIONS="${CONNECTIONS:-16}"; THREADS="${THREADS:-2}"
 FIXTURE="${FIXTURE:-/work/shared/fixtures/docker-hub-1.json}"

@@ -17,16 +17,7 @@ SCRIPT=run.sh
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 . "$HERE/lib.sh"
 
-SMOKE=0; OUT=""
-while [ $# -gt 0 ]; do
-    case "$1" in
-        --smoke) SMOKE=1 ;;
-        --out) [ $# -ge 2 ] || die "--out needs a file"; OUT="$(resolve_out "$2")"; shift ;;
-        -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-        *) die "unknown argument '$1'" ;;
-    esac
-    shift
-done
+parse_args "$@"
 ARGS=(); [ "$SMOKE" = 1 ] && ARGS=(--smoke)
 if [ -z "$OUT" ]; then
     if [ "$SMOKE" = 1 ]; then OUT="$(mktemp "${TMPDIR:-/tmp}/BENCHMARKS.smoke.XXXXXX.md")"
