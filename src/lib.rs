@@ -16,7 +16,8 @@
 //!
 //! - [`config`]: `dockhand.toml`: hooks, targets, server settings; every error names its key.
 //! - [`secret`]: hook secrets: loading from value/file/env, redaction, constant-time checks.
-//! - [`http`]: the HTTP front door: `POST /hooks/{name}` and `/healthz`; status codes and limits.
+//! - [`http`]: the HTTP front door: `POST /hooks/{name}` and `/healthz`; status codes, limits,
+//!   TLS, client addresses and the failed-auth limit.
 //! - [`source`]: one file per registry or trigger: a request in, [`event::ImagePushed`]s out.
 //! - [`reference`]: image-name normalisation (`nginx` = `docker.io/library/nginx`).
 //! - [`event`]: the normalised "image pushed" event every source produces.
@@ -25,9 +26,11 @@
 //! - [`deploy`]: one file per target kind (Swarm service, container) and the shared rollout log.
 //! - [`engine`]: the one narrow seam to the Docker Engine API; every deployer goes through it.
 //! - [`report`]: telling people how it went: the registry's callback.
-//! - [`store`]: the SQLite state file: events, deployments, their logs.
+//! - [`store`]: the SQLite state file: events (group-committed), deployments, their logs.
+
 //! - [`api`]: the REST API under `/api` (admin token): targets, history, logs, deploy, rollback.
 //! - [`client`]: the API client behind the CLI's `status`, `history`, `logs`, `deploy`, `rollback`.
+//! - [`cli`]: those commands' output (tables, `--json`) and exit statuses.
 //! - [`app`]: wires the pipeline together for `dockhand serve`.
 //! - [`check`]: `dockhand check`: the config validated against the live engine.
 
