@@ -1,7 +1,7 @@
 //! Wires the pipeline together: store, engine, reporter, queue workers and the HTTP server.
 //!
 //! [`App::start`] returns once the server listens; tests drive it in-process, and
-//! `dockhand serve` ([`serve`]) runs it until SIGTERM or SIGINT.
+//! `dockhand serve` ([`serve`](fn@serve)) runs it until SIGTERM or SIGINT.
 
 use crate::check;
 use crate::config::Config;

@@ -19,7 +19,7 @@
 //! - [`http`]: the HTTP front door: `POST /hooks/{name}` and `/healthz`; status codes, limits,
 //!   TLS, client addresses and the failed-auth limit.
 //! - [`source`]: one file per registry or trigger: a request in, [`event::ImagePushed`]s out.
-//! - [`reference`]: image-name normalisation (`nginx` = `docker.io/library/nginx`).
+//! - [`reference`](mod@reference): image-name normalisation (`nginx` = `docker.io/library/nginx`).
 //! - [`event`]: the normalised "image pushed" event every source produces.
 //! - [`policy`]: which targets an event may deploy, and why not.
 //! - [`queue`]: durable per-target jobs: one deploy at a time per target, newest wins.

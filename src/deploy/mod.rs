@@ -1,8 +1,8 @@
 //! Deployers: one file per target kind, all speaking to Docker through [`Engine`].
 //!
-//! - [`service`]: a Swarm service, updated in place; the engine's rolling update (with the
+//! - `service`: a Swarm service, updated in place; the engine's rolling update (with the
 //!   service's own UpdateConfig) does the rollout, dockhand follows it to the end.
-//! - [`container`]: a plain container, replaced by a new one made from its config; the old
+//! - `container`: a plain container, replaced by a new one made from its config; the old
 //!   one is kept, renamed, until the new one is up, and restored if it is not.
 //!
 //! A deploy never panics and never returns early without an [`Outcome`]: whatever happens,

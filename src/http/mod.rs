@@ -1,10 +1,10 @@
 //! The HTTP front door.
 //!
-//! - `POST /hooks/{name}`: a registry's webhook ([`hooks`]).
-//! - `GET /healthz`: up, and able to reach the state file and the engine ([`health`]).
+//! - `POST /hooks/{name}`: a registry's webhook (`hooks`).
+//! - `GET /healthz`: up, and able to reach the state file and the engine (`health`).
 //! - `/api/...`: the REST API ([`crate::api`]).
 //!
-//! Around them: [`serve`] (the connection loop and its limits), [`tls`] (certificates,
+//! Around them: [`serve`](mod@serve) (the connection loop and its limits), [`tls`] (certificates,
 //! reloaded on change), `client_ip` (who is asking, behind trusted proxies) and
 //! [`AuthFailures`] (429 for an address that keeps failing to authenticate).
 //!

@@ -8,7 +8,7 @@
 //! - headers larger than `max_header_bytes` close the connection;
 //! - on shutdown, no new connections; open ones finish their current request.
 //!
-//! Every request carries the peer address as [`ConnectInfo`] for [`super::client_ip`].
+//! every request carries the peer address as [`ConnectInfo`] for `client_ip`.
 
 use super::tls::Tls;
 use axum::extract::ConnectInfo;
