@@ -35,6 +35,10 @@ install_packages() {
   [ -x /bin/busybox ] && /bin/busybox --list 2>/dev/null | grep -qx httpd || missing+=(busybox-static)
   command -v curl >/dev/null 2>&1 || missing+=(curl)
   command -v jq >/dev/null 2>&1 || missing+=(jq)
+  # The tests run `ip` (their own bridge for a second dockerd) and `kill` (by pid).
+  command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+  [ -x /bin/kill ] || [ -x /usr/bin/kill ] || missing+=(procps)
+
   if [ "${#missing[@]}" -gt 0 ]; then
     log "installing ${missing[*]}"
     apt-get update -qq
