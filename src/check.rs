@@ -118,13 +118,8 @@ async fn container_status(engine: &Engine, name: &str) -> TargetStatus {
                     .await
                     .ok()
                     .and_then(|i| i.repo_digests)
-                    .unwrap_or_default()
-                    .into_iter()
-                    .find_map(|rd| {
-                        let (n, d) = rd.split_once('@')?;
-                        let (parsed, _, _) = crate::reference::parse_full(n).ok()?;
-                        (parsed == name).then(|| d.to_string())
-                    }),
+                    .and_then(|rds| crate::reference::digest_for(&rds, &name)),
+
                 _ => None,
             };
             TargetStatus::Found {

@@ -146,6 +146,15 @@ pub fn parse_full(
     ))
 }
 
+/// The digest an image's `RepoDigests` (`name@sha256:…` entries) records for `image`.
+pub fn digest_for(repo_digests: &[String], image: &ImageName) -> Option<String> {
+    repo_digests.iter().find_map(|rd| {
+        let (name, digest) = rd.split_once('@')?;
+        let (parsed, _, _) = parse_full(name).ok()?;
+        (parsed == *image).then(|| digest.to_string())
+    })
+}
+
 /// Checks a tag against Docker's grammar: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
 pub fn validate_tag(tag: &str) -> Result<(), ReferenceError> {
     let ok = !tag.is_empty()

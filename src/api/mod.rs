@@ -13,7 +13,7 @@ pub use targets::{Accepted, DeployRequest, Running, TargetView};
 
 use crate::http::{error, AppState};
 use axum::extract::{Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -39,13 +39,7 @@ async fn authorize(State(app): State<Arc<AppState>>, request: Request, next: Nex
             "the API is off: set server.admin_token (or admin_token_file, admin_token_env) to turn it on",
         );
     };
-    let offered = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim());
+    let offered = crate::source::bearer_token(request.headers());
     match offered {
         None => error(
             StatusCode::UNAUTHORIZED,

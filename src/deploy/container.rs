@@ -434,11 +434,7 @@ fn pulled_digest(repo_digests: &Option<Vec<String>>, job: &Job) -> Option<String
             return Some(want.clone());
         }
     }
-    repo_digests.iter().flatten().find_map(|rd| {
-        let (name, digest) = rd.split_once('@')?;
-        let (parsed, _, _) = crate::reference::parse_full(name).ok()?;
-        (parsed == job.image).then(|| digest.to_string())
-    })
+    crate::reference::digest_for(repo_digests.as_deref().unwrap_or_default(), &job.image)
 }
 
 /// The create body for the new container, and the networks to connect after creation

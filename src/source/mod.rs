@@ -147,18 +147,18 @@ pub fn check_content_type(source: &dyn Source, headers: &HeaderMap) -> Result<()
     }
 }
 
+/// The token of an `Authorization: Bearer TOKEN` header (scheme case-insensitive), if any.
+pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
+}
+
 /// `Authorization: Bearer TOKEN` or `?token=TOKEN`, compared in constant time.
 pub fn bearer_or_query_token(request: &HookRequest<'_>, secret: &Secret) -> Result<(), Rejection> {
-    let bearer = request
-        .headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            let (scheme, token) = v.trim().split_once(' ')?;
-            scheme
-                .eq_ignore_ascii_case("bearer")
-                .then_some(token.trim())
-        });
+    let bearer = bearer_token(request.headers);
     let offered: Vec<&str> = bearer.into_iter().chain(request.query_token).collect();
     check_offered(
         &offered,
@@ -205,14 +205,9 @@ pub fn authorization_or_query_token(
         .map(str::trim)
         .filter(|v| !v.is_empty());
     let mut offered: Vec<&str> = Vec::with_capacity(3);
-    if let Some(value) = header {
-        offered.push(value);
-        if let Some((scheme, token)) = value.split_once(' ') {
-            if scheme.eq_ignore_ascii_case("bearer") {
-                offered.push(token.trim());
-            }
-        }
-    }
+    offered.extend(header);
+    offered.extend(bearer_token(request.headers));
+
     offered.extend(request.query_token);
     check_offered(
         &offered,
