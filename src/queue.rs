@@ -137,8 +137,13 @@ async fn recover(shared: &Shared, target: &TargetConfig, shutdown: &mut watch::R
         let span = tracing::info_span!("recover", id = d.id, target = %target.name);
         async {
             let log = DeployLog::new(shared.store.clone(), d.id);
-            log.line("dockhand restarted while this deploy was running; looking at the engine")
-                .await;
+            log.line(if target.dry_run {
+                "dockhand restarted while this deploy was running; the target is a dry run, so the engine is not asked"
+            } else {
+                "dockhand restarted while this deploy was running; looking at the engine"
+            })
+            .await;
+
             let Some(job) = job_of(&d) else {
                 finish(shared, d.id, &Outcome::failed("stored image name is invalid"), &log).await;
                 return;
@@ -223,11 +228,8 @@ async fn run_one(
         .await;
         return;
     };
-    log.line(format!(
-        "deploying {}:{} to {}",
-        d.image, d.tag, target.name
-    ))
-    .await;
+    log.line(deploy::start_line(target, &d.image, &d.tag)).await;
+
     let mut wait = RETRY_BACKOFF;
     let mut attempt = 1;
     let outcome = loop {

@@ -51,6 +51,11 @@ pub enum DeployState {
     Skipped,
     /// dockhand stopped while this deploy was running.
     Interrupted,
+    /// A dry run: the target is `dry_run` (or dockhand runs with `serve --dry-run`), so the
+    /// log says what the deploy would have done and nothing was changed. Its own state,
+    /// not `succeeded`, so that history, rollback and callbacks never take it for a
+    /// rollout that happened.
+    DryRun,
 }
 
 impl DeployState {
@@ -65,6 +70,7 @@ impl DeployState {
             DeployState::Superseded => "superseded",
             DeployState::Skipped => "skipped",
             DeployState::Interrupted => "interrupted",
+            DeployState::DryRun => "dry_run",
         }
     }
 
@@ -79,6 +85,7 @@ impl DeployState {
             "superseded" => DeployState::Superseded,
             "skipped" => DeployState::Skipped,
             "interrupted" => DeployState::Interrupted,
+            "dry_run" => DeployState::DryRun,
             _ => return None,
         })
     }
@@ -554,6 +561,29 @@ impl Store {
                 params![id, state.as_str(), message, crate::now_rfc3339(), digest],
             )
             .map(|_| ())
+        })
+        .await
+    }
+
+    /// The deployments of `target` that ended `succeeded` (and, with `dry_runs`, those that
+    /// ended `dry_run`), newest first: what the target runs, or would run had the dry runs
+    /// been real.
+    pub async fn deployed(
+        &self,
+        target: &str,
+        dry_runs: bool,
+        limit: u32,
+    ) -> Result<Vec<Deployment>, StoreError> {
+        let target = target.to_string();
+        let dry_run = if dry_runs { "dry_run" } else { "succeeded" };
+        self.with(move |c| {
+            c.prepare(&format!(
+                "SELECT {DEPLOYMENT_COLUMNS} FROM deployments
+                 WHERE target = ?1 AND state IN ('succeeded', ?2)
+                 ORDER BY id DESC LIMIT ?3"
+            ))?
+            .query_map(params![target, dry_run, limit], deployment_row)?
+            .collect()
         })
         .await
     }
