@@ -206,6 +206,11 @@ pub struct Store {
     conn: Arc<Mutex<Connection>>,
     /// Where hook events go to be recorded: one writer thread commits them in groups.
     intake: std::sync::mpsc::Sender<Intake>,
+    /// One query at a time leaves for a blocking thread; the others wait here, as tasks.
+    /// There is one connection, so more threads would only queue on its mutex: with a
+    /// worker per target, a thousand targets once meant 512 blocking threads (+20 MiB RSS)
+    /// crowding out the intake writer. The semaphore is fair (FIFO).
+    gate: Arc<tokio::sync::Semaphore>,
 }
 
 /// One event waiting to be recorded, and where to say how it went.
@@ -433,7 +438,11 @@ impl Store {
             .name("dockhand-intake".into())
             .spawn(move || group_writer(writer_conn, queue))
             .map_err(|e| StoreError::Task(format!("cannot start the state writer: {e}")))?;
-        Ok(Store { conn, intake })
+        Ok(Store {
+            conn,
+            intake,
+            gate: Arc::new(tokio::sync::Semaphore::new(1)),
+        })
     }
 
     /// Runs `f` on the connection in a blocking thread.
@@ -443,7 +452,15 @@ impl Store {
         F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
     {
         let conn = self.conn.clone();
+        let permit = self
+            .gate
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| StoreError::Task("the state file gate is closed".into()))?;
         tokio::task::spawn_blocking(move || {
+            // Held until the query is done, even if the caller stops waiting for it.
+            let _permit = permit;
             let mut guard = conn
                 .lock()
                 .map_err(|_| StoreError::Task("state file lock poisoned".into()))?;
@@ -552,15 +569,36 @@ impl Store {
         message: &str,
         digest: Option<String>,
     ) -> Result<(), StoreError> {
+        self.finish_logged(id, state, message, digest, None).await
+    }
+
+    /// [`Store::finish`], appending `line` to the deployment's log in the same transaction:
+    /// the last line and the end are never seen apart, and cost one fsync, not two.
+    pub async fn finish_logged(
+        &self,
+        id: i64,
+        state: DeployState,
+        message: &str,
+        digest: Option<String>,
+        line: Option<String>,
+    ) -> Result<(), StoreError> {
         let message = message.to_string();
         self.with(move |c| {
-            c.execute(
+            let now = crate::now_rfc3339();
+            let tx = c.transaction()?;
+            if let Some(line) = line {
+                tx.execute(
+                    "INSERT INTO deployment_logs (deployment_id, ts, line) VALUES (?1, ?2, ?3)",
+                    params![id, now, line],
+                )?;
+            }
+            tx.execute(
                 "UPDATE deployments SET state = ?2, message = ?3, ended_at = ?4,
                         digest = COALESCE(?5, digest)
                  WHERE id = ?1",
-                params![id, state.as_str(), message, crate::now_rfc3339(), digest],
-            )
-            .map(|_| ())
+                params![id, state.as_str(), message, now, digest],
+            )?;
+            tx.commit()
         })
         .await
     }
