@@ -148,35 +148,68 @@ impl App {
 
 /// `dockhand serve`: runs until SIGTERM or SIGINT.
 pub async fn serve(config: Config) -> Result<(), StartError> {
-    let report_config = config.clone();
+    let mut report_config = config.clone();
     let grace = config.server.shutdown_grace;
     let app = App::start(config, None).await?;
-    // Say what the engine knows of each target, without holding up the start.
-    let engine = app.engine.clone();
-    tokio::spawn(async move {
-        match check::inspect_targets(&engine, &report_config).await {
-            Ok(reports) => {
-                for r in reports {
-                    if r.found() {
-                        tracing::info!(target = %r.name, "{}", r.status_line());
-                    } else {
-                        tracing::warn!(target = %r.name, "{}", r.status_line());
+    if report_config.hooks.is_empty() {
+        tracing::warn!(
+            "no hooks configured: write a dockhand.toml (see the README) and pass --config"
+        );
+    }
+    // Dry-run targets are not inspected: a dry run never calls the engine.
+    let dry: Vec<String> = report_config
+        .targets
+        .iter()
+        .filter(|t| t.dry_run)
+        .map(|t| t.name.clone())
+        .collect();
+    report_config.targets.retain(|t| !t.dry_run);
+    if !dry.is_empty() {
+        tracing::info!(
+            "{} of {} targets are dry runs (deploys are only logged, the engine is not called): {}",
+            dry.len(),
+            dry.len() + report_config.targets.len(),
+            summary(&dry)
+        );
+    }
+    // Say what the engine knows of each other target, without holding up the start.
+    if dry.is_empty() || !report_config.targets.is_empty() {
+        let engine = app.engine.clone();
+        tokio::spawn(async move {
+            match check::inspect_targets(&engine, &report_config).await {
+                Ok(reports) => {
+                    for r in reports {
+                        if r.found() {
+                            tracing::info!(target = %r.name, "{}", r.status_line());
+                        } else {
+                            tracing::warn!(target = %r.name, "{}", r.status_line());
+                        }
                     }
                 }
+                Err(e) => tracing::warn!("{e}; deploys will fail until it is up"),
             }
-            Err(e) => tracing::warn!("{e}; deploys will fail until it is up"),
-        }
-        if report_config.hooks.is_empty() {
-            tracing::warn!(
-                "no hooks configured: write a dockhand.toml (see the README) and pass --config"
-            );
-        }
-    });
+        });
+    }
     wait_for_signal().await;
     tracing::info!("shutting down: no new hooks; letting running deploys finish");
     app.shutdown(grace).await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The first few names, and how many more.
+fn summary(names: &[String]) -> String {
+    const SHOWN: usize = 5;
+    let mut s = names
+        .iter()
+        .take(SHOWN)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if names.len() > SHOWN {
+        s.push_str(&format!(" and {} more", names.len() - SHOWN));
+    }
+    s
 }
 
 async fn wait_for_signal() {

@@ -165,7 +165,12 @@ pub fn render(
         Ok(reports) => {
             for r in reports {
                 let mark = if r.found() { "ok " } else { "!! " };
-                let _ = writeln!(out, "{mark}target {:<16} {}", r.name, r.status_line());
+                let dry = if config.target(&r.name).is_some_and(|t| t.dry_run) {
+                    " [dry run: deploys are only logged]"
+                } else {
+                    ""
+                };
+                let _ = writeln!(out, "{mark}target {:<16} {}{dry}", r.name, r.status_line());
             }
         }
         Err(e) => {

@@ -2,7 +2,7 @@
 //! to a running daemon through [`crate::client`]. Tables for people, `--json` for scripts.
 //!
 //! Exit status: 0 success; 1 a deploy waited on (`--wait`, `logs --follow`) did not end
-//! succeeded or skipped; 2 dockhand could not be reached or refused the request.
+//! succeeded, skipped or dry_run; 2 dockhand could not be reached or refused the request.
 
 use crate::api::DeployRequest;
 use crate::client::{Client, ClientError};
@@ -91,7 +91,12 @@ pub async fn status(client: &Client, out: Output) -> Result<u8, ClientError> {
                     )
                 })
                 .unwrap_or_else(|| "-".into());
-            vec![t.name, t.kind, t.object, running, last]
+            let kind = if t.dry_run {
+                format!("{} (dry run)", t.kind)
+            } else {
+                t.kind
+            };
+            vec![t.name, kind, t.object, running, last]
         })
         .collect();
     table(&["TARGET", "KIND", "NAME", "RUNS NOW", "LAST DEPLOY"], rows);
@@ -143,7 +148,10 @@ fn print_line(l: &LogLine, out: Output) {
 }
 
 fn ended_well(d: &Deployment) -> bool {
-    matches!(d.state, DeployState::Succeeded | DeployState::Skipped)
+    matches!(
+        d.state,
+        DeployState::Succeeded | DeployState::Skipped | DeployState::DryRun
+    )
 }
 
 fn print_end(d: &Deployment, out: Output) -> u8 {

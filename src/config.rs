@@ -189,6 +189,10 @@ pub struct TargetConfig {
     pub healthy_for: Duration,
     /// `stop_timeout`: grace given to the old container on stop (default 10s).
     pub stop_timeout: Duration,
+    /// `dry_run`: deploys to this target are only written to their log (what would be
+    /// updated, from which image to which) and end `dry_run`; the engine is never called
+    /// for it (default false; `dockhand serve --dry-run` sets it on every target).
+    pub dry_run: bool,
 }
 
 impl TargetConfig {
@@ -266,6 +270,8 @@ struct FileTarget {
     healthy_for: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
     stop_timeout: Option<Duration>,
+    #[serde(default)]
+    dry_run: bool,
 }
 
 impl Config {
@@ -346,6 +352,20 @@ impl Config {
     /// The target called `name`.
     pub fn target(&self, name: &str) -> Option<&TargetConfig> {
         self.targets.iter().find(|t| t.name == name)
+    }
+
+    /// Makes every target a dry run (`dockhand serve --dry-run`): hooks, policy, the queue
+    /// and the state file work as usual, and no deploy calls the engine.
+    pub fn dry_run_all(&mut self) {
+        for t in &mut self.targets {
+            t.dry_run = true;
+        }
+    }
+
+    /// Whether there are targets and every one of them is a dry run: then nothing in
+    /// dockhand needs the engine (start-up does not inspect it, `/healthz` does not ask it).
+    pub fn all_dry_run(&self) -> bool {
+        !self.targets.is_empty() && self.targets.iter().all(|t| t.dry_run)
     }
 }
 
@@ -632,6 +652,7 @@ fn validate_target(
         timeout: t.timeout.unwrap_or(Duration::from_secs(300)),
         healthy_for: t.healthy_for.unwrap_or(Duration::from_secs(3)),
         stop_timeout: t.stop_timeout.unwrap_or(Duration::from_secs(10)),
+        dry_run: t.dry_run,
     })
 }
 
@@ -757,6 +778,27 @@ hooks   = ["registry"]       # default: every hook
             e.starts_with("server.admin_token:") && !e.contains("\"same\""),
             "{e}"
         );
+    }
+
+    #[test]
+    fn dry_run_is_per_target_and_serve_dry_run_sets_it_on_all() {
+        let two = "[[targets]]\nname = \"a\"\nkind = \"service\"\nservice = \"a\"\nimage = \"app\"\ndry_run = true\n\
+                   [[targets]]\nname = \"b\"\nkind = \"container\"\ncontainer = \"b\"\nimage = \"app\"\n";
+        let mut c = parse(two).unwrap();
+        assert!(c.target("a").unwrap().dry_run);
+        assert!(!c.target("b").unwrap().dry_run, "default is a real deploy");
+        assert!(!c.all_dry_run());
+        c.dry_run_all();
+        assert!(c.targets.iter().all(|t| t.dry_run) && c.all_dry_run());
+        // No targets: nothing is a dry run, so /healthz still asks the engine.
+        let mut empty = Config::embedded_default();
+        empty.dry_run_all();
+        assert!(!empty.all_dry_run());
+
+        let e = err("[[targets]]\nname = \"a\"\nkind = \"service\"\nservice = \"a\"\nimage = \"app\"\ndry_run = \"yes\"\n");
+        assert!(e.contains("line 6") && e.contains("bool"), "{e}");
+        let e = err("[[targets]]\nname = \"a\"\nkind = \"service\"\nservice = \"a\"\nimage = \"app\"\ndryrun = true\n");
+        assert!(e.contains("dryrun") && e.contains("dry_run"), "{e}");
     }
 
     #[test]

@@ -23,7 +23,9 @@
 //! - [`event`]: the normalised "image pushed" event every source produces.
 //! - [`policy`]: which targets an event may deploy, and why not.
 //! - [`queue`]: durable per-target jobs: one deploy at a time per target, newest wins.
-//! - [`deploy`]: one file per target kind (Swarm service, container) and the shared rollout log.
+//! - [`deploy`]: one file per target kind (Swarm service, container), the dry run (what a
+//!   deploy would do, no engine call), and the shared rollout log.
+
 //! - [`engine`]: the one narrow seam to the Docker Engine API; every deployer goes through it.
 //! - [`report`]: telling people how it went: the registry's callback.
 //! - [`store`]: the SQLite state file: events (group-committed), deployments, their logs.

@@ -35,6 +35,11 @@ enum Command {
         /// The config file [default: ./dockhand.toml if it exists, else the embedded default]
         #[arg(long, short, env = "DOCKHAND_CONFIG")]
         config: Option<PathBuf>,
+        /// Deploy nothing: every target is a dry run (as with `dry_run = true`). Hooks,
+        /// policy, the queue and the state file work as usual; each deployment's log says
+        /// what would be done, it ends `dry_run`, and the engine is never called
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Validate the config and show what the engine knows of each target.
     ///
@@ -168,8 +173,8 @@ fn main() -> ExitCode {
     };
     runtime.block_on(async {
         match cli.command {
-            Command::Serve { config } => {
-                let (config, origin) = match load(config) {
+            Command::Serve { config, dry_run } => {
+                let (mut config, origin) = match load(config) {
                     Ok(c) => c,
                     Err(e) => {
                         eprintln!("dockhand: {e}");
@@ -177,6 +182,10 @@ fn main() -> ExitCode {
                     }
                 };
                 tracing::info!("config: {origin}");
+                if dry_run {
+                    tracing::info!("--dry-run: every target is a dry run; nothing will be deployed");
+                    config.dry_run_all();
+                }
                 match dockhand::app::serve(config).await {
                     Ok(()) => ExitCode::SUCCESS,
                     Err(e) => {
@@ -275,4 +284,33 @@ fn main() -> ExitCode {
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn serve_takes_dry_run() {
+        let dry = |args: &[&str]| match Cli::try_parse_from(args).map(|c| c.command) {
+            Ok(Command::Serve { dry_run, config }) => Some((dry_run, config)),
+            _ => None,
+        };
+        assert_eq!(dry(&["dockhand", "serve"]), Some((false, None)));
+        assert_eq!(
+            dry(&["dockhand", "serve", "--dry-run", "-c", "x.toml"]),
+            Some((true, Some(PathBuf::from("x.toml"))))
+        );
+        assert!(Cli::try_parse_from(["dockhand", "serve", "--dry-run=maybe"]).is_err());
+        assert!(
+            Cli::try_parse_from(["dockhand", "check", "--dry-run"]).is_err(),
+            "check changes nothing anyway"
+        );
+    }
 }

@@ -9,7 +9,8 @@
 #   --out FILE                      write the report to FILE instead
 #
 # The benchmarks: footprint.sh, peers.sh (dockhand vs adnanh/webhook), intake.sh (generic
-# source, durability check), downtime.sh (container deploy under load). The hand-written
+# source, durability check), downtime.sh (container deploy under load), burst.sh (10,000
+# hooks over 1,000 dry-run targets: coalescing, durability, RSS, drain). The hand-written
 # analysis in scripts/bench/notes.md is appended. A failing benchmark is reported and the
 # others still run; the exit status is 1 if any failed.
 set -euo pipefail
@@ -29,7 +30,7 @@ build_release
 make_tmp
 
 FAILED=()
-for b in footprint peers intake downtime; do
+for b in footprint peers intake downtime burst; do
     note "=== $b.sh ${ARGS[*]:-}"
     set +e
     "$HERE/$b.sh" "${ARGS[@]}" --out "$TMP/$b.md" 2>&1 | tee "$TMP/$b.log"
@@ -73,11 +74,12 @@ DOCKER_V="$(docker version --format 'client {{.Client.Version}}, engine {{.Serve
     echo "scripts/bench/peers.sh          # hook intake vs adnanh/webhook (DURATION=10s CONNECTIONS=16 THREADS=2)"
     echo "scripts/bench/intake.sh         # generic-source intake, every 202 checked against the state file"
     echo "scripts/bench/downtime.sh       # container deploy under load (SECONDS_LOAD=20 RATE=250)"
+    echo "scripts/bench/burst.sh          # 10,000 hooks over 1,000 dry-run targets (TARGETS=1000 PUSHES=10 CONCURRENCY=32)"
     echo "# each takes --smoke (a few seconds) and --out FILE (its Markdown section)"
     echo '```'
     echo
     echo "## Results"
-    for b in footprint peers intake downtime; do
+    for b in footprint peers intake downtime burst; do
         echo
         if [ "$b" = intake ]; then echo "### Hook intake, generic source (intake.sh)"; echo; fi
         cat "$TMP/$b.md"

@@ -37,7 +37,8 @@ pub(super) async fn list(State(app): State<Arc<AppState>>, Query(q): Query<ListQ
         Some((s, None)) => {
             return error(
                 StatusCode::BAD_REQUEST,
-                format!("unknown state '{s}': use queued, running, succeeded, failed, rolled_back, superseded, skipped or interrupted"),
+                format!("unknown state '{s}': use queued, running, succeeded, failed, rolled_back, superseded, skipped, interrupted or dry_run
+"),
             )
         }
     };

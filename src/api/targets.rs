@@ -4,7 +4,7 @@ use crate::check::{self, TargetStatus};
 use crate::event::ImagePushed;
 use crate::http::{error, AppState};
 use crate::reference::{validate_digest, validate_tag};
-use crate::store::{DeployState, Deployment, Queued, Recorded};
+use crate::store::{Deployment, Queued, Recorded};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -25,6 +25,9 @@ pub struct TargetView {
     pub image: String,
     /// The configured tag glob.
     pub tags: String,
+    /// Whether deploys to it are dry runs (`dry_run = true`, or `serve --dry-run`).
+    #[serde(default)]
+    pub dry_run: bool,
     /// What it runs now, when the engine knows it.
     pub running: Option<Running>,
     /// Why `running` is missing, when it is.
@@ -86,6 +89,8 @@ pub(super) async fn list(State(app): State<Arc<AppState>>) -> Response {
             object: t.object.clone(),
             image: t.image.to_string(),
             tags: t.tags.as_str().to_string(),
+            dry_run: t.dry_run,
+
             running,
             problem,
             last_deployment: last,
@@ -163,11 +168,9 @@ pub(super) async fn rollback(
     let Some(target) = app.config.target(&name) else {
         return error(StatusCode::NOT_FOUND, format!("no target '{name}'"));
     };
-    let succeeded = match app
-        .store
-        .find(Some(name.clone()), Some(DeployState::Succeeded), 1000)
-        .await
-    {
+    // A dry-run target rolls back (as a dry run) to what it would run had its dry runs
+    // been real; a real target only to images that were really rolled out.
+    let succeeded = match app.store.deployed(&name, target.dry_run, 1000).await {
         Ok(d) => d,
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     };

@@ -4,11 +4,14 @@
 //!   service's own UpdateConfig) does the rollout, dockhand follows it to the end.
 //! - `container`: a plain container, replaced by a new one made from its config; the old
 //!   one is kept, renamed, until the new one is up, and restored if it is not.
+//! - `dry_run`: any kind of target marked `dry_run`: the log says what would be done, and
+//!   the engine is never called.
 //!
 //! A deploy never panics and never returns early without an [`Outcome`]: whatever happens,
 //! the outcome says what runs now.
 
 mod container;
+mod dry_run;
 mod service;
 
 use crate::config::{TargetConfig, TargetKind};
@@ -113,23 +116,43 @@ pub enum Recovery {
     Requeue(String),
 }
 
+/// The first line of a deployment's log: "deploying IMAGE:TAG to TARGET", or for a dry
+/// run "dry run of IMAGE:TAG on TARGET: ...". Recovery tells them apart by it.
+pub fn start_line(target: &TargetConfig, image: &str, tag: &str) -> String {
+    if target.dry_run {
+        format!(
+            "dry run of {image}:{tag} on {}: nothing is changed and the engine is not called",
+            target.name
+        )
+    } else {
+        format!("{}{image}:{tag} to {}", dry_run::REAL_START, target.name)
+    }
+}
+
 /// Looks at the engine to finish a deploy that a previous dockhand process left running:
 /// a Swarm update is followed to its end; a container swap is completed when the new
-/// container is up, undone otherwise.
+/// container is up, undone otherwise. A dry-run target's is run again without asking the
+/// engine (see `dry_run`).
 pub async fn recover(
     engine: &Engine,
     target: &TargetConfig,
     job: &Job,
     log: &DeployLog,
 ) -> Result<Recovery, crate::engine::EngineError> {
+    if target.dry_run {
+        return Ok(dry_run::recover(target, log).await);
+    }
     match target.kind {
         TargetKind::Service => service::recover(engine, target, job, log).await,
         TargetKind::Container => container::recover(engine, target, job, log).await,
     }
 }
 
-/// Rolls `job` out to `target`.
+/// Rolls `job` out to `target` (or, for a dry-run target, logs what that would do).
 pub async fn run(engine: &Engine, target: &TargetConfig, job: &Job, log: &DeployLog) -> Outcome {
+    if target.dry_run {
+        return dry_run::deploy(target, job, log).await;
+    }
     match target.kind {
         TargetKind::Service => service::deploy(engine, target, job, log).await,
         TargetKind::Container => container::deploy(engine, target, job, log).await,

@@ -138,7 +138,10 @@ pub fn summarise(deployments: &[Deployment], public_url: Option<&str>) -> Callba
     let state = if deployments.iter().all(|d| {
         matches!(
             d.state,
-            DeployState::Succeeded | DeployState::Skipped | DeployState::Superseded
+            DeployState::Succeeded
+                | DeployState::Skipped
+                | DeployState::Superseded
+                | DeployState::DryRun
         )
     }) {
         "success"
@@ -216,7 +219,12 @@ mod tests {
         );
         assert_eq!(bad.state, "failure");
         assert_eq!(bad.target_url, None);
+        // A dry run did what was asked (it says so in the description): not a failure.
+        let dry = summarise(&[dep(1, "a", DeployState::DryRun)], None);
+        assert_eq!(dry.state, "success");
+        assert!(dry.description.starts_with("a: dry_run "), "{dry:?}");
         let err = summarise(&[dep(1, "a", DeployState::Interrupted)], None);
+
         assert_eq!(err.state, "error");
         let long: Vec<_> = (0..20)
             .map(|i| dep(i, "a-rather-long-target-name", DeployState::Failed))

@@ -471,6 +471,8 @@ pub struct Daemon {
     child: Option<Child>,
     log: PathBuf,
     env: Vec<(String, String)>,
+    /// Extra `serve` arguments (e.g. `--dry-run`).
+    args: Vec<String>,
 }
 
 impl Daemon {
@@ -485,6 +487,17 @@ impl Daemon {
         server_extra: &str,
         config: &str,
         env: &[(&str, &str)],
+    ) -> Daemon {
+        Self::start_with(dir, server_extra, config, env, &[]).await
+    }
+
+    /// Like [`Daemon::start_with_env`], with extra `serve` arguments (e.g. `--dry-run`).
+    pub async fn start_with(
+        dir: &Path,
+        server_extra: &str,
+        config: &str,
+        env: &[(&str, &str)],
+        args: &[&str],
     ) -> Daemon {
         let port = free_port();
         let state = dir.join("state.db");
@@ -507,6 +520,7 @@ impl Daemon {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            args: args.iter().map(|a| a.to_string()).collect(),
         };
         d.restart().await;
         d
@@ -522,6 +536,7 @@ impl Daemon {
         let child = Command::new(env!("CARGO_BIN_EXE_dockhand"))
             .args(["serve", "--config"])
             .arg(&self.config)
+            .args(&self.args)
             .env("RUST_LOG", "info")
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::null())
