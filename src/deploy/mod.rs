@@ -10,6 +10,7 @@
 
 mod container;
 mod service;
+mod start_first;
 
 use crate::config::{TargetConfig, TargetKind};
 use crate::engine::Engine;
