@@ -193,6 +193,25 @@ pub struct TargetConfig {
     /// updated, from which image to which) and end `dry_run`; the engine is never called
     /// for it (default false; `dockhand serve --dry-run` sets it on every target).
     pub dry_run: bool,
+    /// `update_order` (containers only): whether the old container stops before the new
+    /// one starts (default) or only once the new one is up.
+    pub update_order: UpdateOrder,
+}
+
+/// How a container target's old container makes way for the new one. The words are the
+/// ones of `docker service update --update-order`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UpdateOrder {
+    /// Stop the old container, then start the new one: the only way when it publishes a
+    /// host port (two containers cannot bind one port), with a gap in between.
+    #[default]
+    StopFirst,
+    /// Start the new container beside the old one, wait until it is up, then stop the
+    /// old one: no gap for clients that reach it by name on a Docker network (a reverse
+    /// proxy in the same network). Refused at deploy time for a container that publishes
+    /// host ports or uses the host's network.
+    StartFirst,
 }
 
 impl TargetConfig {
@@ -272,6 +291,7 @@ struct FileTarget {
     stop_timeout: Option<Duration>,
     #[serde(default)]
     dry_run: bool,
+    update_order: Option<UpdateOrder>,
 }
 
 impl Config {
@@ -632,6 +652,13 @@ fn validate_target(
             format!("'{tags_src}' is not a valid glob: {e}"),
         )
     })?;
+    if t.update_order.is_some() && t.kind == TargetKind::Service {
+        return Err(invalid(
+            format!("{key}.update_order"),
+            "is for container targets; a Swarm service updates in its own order \
+             (docker service update --update-order start-first SERVICE)",
+        ));
+    }
     if let Some(hooks) = &t.hooks {
         for h in hooks {
             if !hook_names.contains(h) {
@@ -653,6 +680,7 @@ fn validate_target(
         healthy_for: t.healthy_for.unwrap_or(Duration::from_secs(3)),
         stop_timeout: t.stop_timeout.unwrap_or(Duration::from_secs(10)),
         dry_run: t.dry_run,
+        update_order: t.update_order.unwrap_or_default(),
     })
 }
 
@@ -702,6 +730,12 @@ hooks   = ["registry"]       # default: every hook
         assert!(t.tags.matches("v2") && !t.tags.matches("latest"));
         assert!(t.accepts_hook("registry") && !t.accepts_hook("other"));
         assert!(c.hook("registry").unwrap().token.matches(b"s3cret"));
+        assert_eq!(t.update_order, UpdateOrder::StopFirst);
+        let c = parse("[[targets]]\nname = \"web\"\nkind = \"container\"\ncontainer = \"web\"\nimage = \"nginx\"\nupdate_order = \"start-first\"\n").unwrap();
+        assert_eq!(
+            c.target("web").unwrap().update_order,
+            UpdateOrder::StartFirst
+        );
     }
 
     #[test]
@@ -741,6 +775,14 @@ hooks   = ["registry"]       # default: every hook
 
         let e = err("[server]\nlisten = \"8787\"\n");
         assert!(e.starts_with("server.listen:"), "{e}");
+
+        let e = err("[[targets]]\nname = \"web\"\nkind = \"service\"\nservice = \"web\"\nimage = \"nginx\"\nupdate_order = \"start-first\"\n");
+        assert!(
+            e.starts_with("targets.web.update_order:") && e.contains("--update-order"),
+            "{e}"
+        );
+        let e = err("[[targets]]\nname = \"web\"\nkind = \"container\"\ncontainer = \"web\"\nimage = \"nginx\"\nupdate_order = \"sideways\"\n");
+        assert!(e.contains("start-first"), "{e}");
 
         let e = err("[[hooks]]\nname = \"h\"\nsource = \"distribution\"\ntoken_env = \"DOCKHAND_TEST_SURELY_UNSET\"\n");
         assert!(e.contains("DOCKHAND_TEST_SURELY_UNSET"), "{e}");

@@ -3,6 +3,7 @@
 use clap::{Parser, Subcommand};
 use dockhand::config::{Config, DEFAULT_CONFIG_PATH};
 use dockhand::engine::Engine;
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -163,7 +164,10 @@ fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only for a terminal: in a file or journald they are noise.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
+
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {

@@ -13,9 +13,12 @@
 //!
 //! Settings the user gave the old container are kept; settings it only inherited from its
 //! old image (command, env defaults, healthcheck, labels...) come from the new image.
+//!
+//! That is the default, stop-first order. With `update_order = "start-first"`, steps 2-4
+//! are [`super::start_first`]'s instead: the new container starts beside the old one.
 
 use super::{DeployLog, Job, Outcome};
-use crate::config::TargetConfig;
+use crate::config::{TargetConfig, UpdateOrder};
 use crate::engine::{Engine, EngineError};
 use crate::store::DeployState;
 use bollard::models::{
@@ -107,6 +110,11 @@ pub(super) async fn deploy(
         None => None,
     };
     let (body, extra_networks) = new_container_body(&old, old_image_config.as_ref(), &reference);
+    if target.update_order == UpdateOrder::StartFirst {
+        return super::start_first::deploy(engine, target, job, log, &old, body, extra_networks)
+            .await
+            .with_digest(digest);
+    }
     let was_running = old.state.as_ref().and_then(|s| s.running).unwrap_or(false);
 
     let parked = parked_name(name, job.id);
@@ -212,6 +220,9 @@ pub(super) async fn recover(
     log: &DeployLog,
 ) -> Result<super::Recovery, EngineError> {
     use super::Recovery;
+    if let Some(recovery) = super::start_first::recover(engine, target, job, log).await? {
+        return Ok(recovery);
+    }
     let name = target.object.as_str();
     let parked = parked_name(name, job.id);
     let reference = job.image.with_tag(&job.tag);
@@ -282,7 +293,7 @@ pub(super) async fn recover(
 }
 
 /// Whether a container runs `reference` now.
-fn runs(c: &ContainerInspectResponse, reference: &str) -> bool {
+pub(super) fn runs(c: &ContainerInspectResponse, reference: &str) -> bool {
     c.config.as_ref().and_then(|c| c.image.as_deref()) == Some(reference)
         && c.state.as_ref().and_then(|s| s.running) == Some(true)
 }
@@ -342,7 +353,7 @@ impl Swap<'_> {
 
 /// Waits until the new container is healthy (with a HEALTHCHECK) or has kept running for
 /// `healthy_for` without a restart (without one). Fails as soon as it exits or restarts.
-async fn wait_until_up(
+pub(super) async fn wait_until_up(
     engine: &Engine,
     id: &str,
     target: &TargetConfig,
@@ -604,7 +615,8 @@ fn keep_anonymous_volumes(
     }
 }
 
-fn short(id: &str) -> String {
+/// The first 12 characters of an id, as `docker ps` shows them.
+pub(super) fn short(id: &str) -> String {
     id.chars().take(12).collect()
 }
 

@@ -13,6 +13,7 @@
 mod container;
 mod dry_run;
 mod service;
+mod start_first;
 
 use crate::config::{TargetConfig, TargetKind};
 use crate::engine::Engine;

@@ -6,7 +6,7 @@
 //! payload 400. Then policy: 202 with the queued deployments, 200 `{"ignored": reason}`
 //! when nothing matches, 422 when a target names the image but refuses the tag.
 
-use super::{error, AppState};
+use super::{error, AppState, Loudness};
 use crate::config::HookConfig;
 use crate::policy::{self, Decision};
 use crate::source::{self, Auth, HookRequest, Parsed, Rejection};
@@ -98,11 +98,7 @@ async fn handle(
     };
     let auth = match src.authenticate(&request, &hook.token) {
         Ok(a) => a,
-        Err(e) => {
-            tracing::warn!("refused: {e}");
-            app.failures.failed(client);
-            return rejection(e);
-        }
+        Err(e) => return refused_auth(app, client, e),
     };
     if let Err(e) = source::check_content_type(src, &headers) {
         return rejection(e);
@@ -141,9 +137,7 @@ async fn handle(
     };
     if auth == Auth::NeedsBody {
         if let Err(e) = src.verify_body(&request, &bytes, &hook.token) {
-            tracing::warn!("refused: {e}");
-            app.failures.failed(client);
-            return rejection(e);
+            return refused_auth(app, client, e);
         }
     }
     let parsed = match src.parse(&request, &bytes) {
@@ -154,6 +148,26 @@ async fn handle(
         }
     };
     decide_and_record(app, &hook.name, src, parsed).await
+}
+
+/// A failed authentication: counted against the address (see [`AuthFailures`]), logged
+/// at `warn` only as often as the count says, answered.
+///
+/// [`AuthFailures`]: super::AuthFailures
+fn refused_auth(app: &AppState, client: IpAddr, e: Rejection) -> Response {
+    match app.failures.failed(client) {
+        Loudness::Warn { count: 1 } => tracing::warn!("refused: {e}"),
+        Loudness::Warn { count } => tracing::warn!(
+            "refused: {e} ({count} failures from this address this minute; \
+             the others are logged at debug)"
+        ),
+        Loudness::Blocked { limit } => tracing::warn!(
+            "refused: {e}; {limit} failures from this address this minute \
+             (server.auth_failures): it gets 429 until the minute is over"
+        ),
+        Loudness::Quiet => tracing::debug!("refused: {e}"),
+    }
+    rejection(e)
 }
 
 async fn decide_and_record(

@@ -19,7 +19,7 @@ mod limit;
 pub mod serve;
 pub mod tls;
 
-pub use limit::AuthFailures;
+pub use limit::{AuthFailures, Loudness};
 
 use crate::config::Config;
 use crate::engine::Engine;
