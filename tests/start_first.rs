@@ -228,3 +228,113 @@ async fn a_container_on_a_host_port_is_refused_and_left_alone() {
     assert_eq!(inspect(&s.name, "{{.Id}}"), s.old_id);
     assert_eq!(inspect(&s.name, "{{.State.Running}}"), "true");
 }
+
+/// Log lines of a start-first deploy after which dockhand is killed, one round each.
+const MOMENTS: &[&str] = &[
+    "beside the old one",
+    "keeps serving until it is up",
+    "stopping the old container",
+    "removed the old container",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_at_each_step_of_a_start_first_deploy_loses_nothing() {
+    require_lab();
+    let mut cleanup = Cleanup::default();
+    let (name, network) = (unique("k9sf"), unique("net"));
+    cleanup.container(&name);
+    cleanup.network(&network);
+    let registry = Registry::start_silent().await;
+    let repo = unique("app");
+    let v1 = registry.push_versions(&repo, &["v1", "v2", "v3"]);
+    docker(&["network", "create", &network]);
+    docker(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "--network",
+        &network,
+        "-v",
+        "/data",
+        &v1,
+    ]);
+    docker(&["exec", &name, "sh", "-c", "echo survives > /data/f"]);
+    let image = registry.image(&repo);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = format!(
+        "[[hooks]]\nname = \"ci\"\nsource = \"generic\"\ntoken = \"{TOKEN}\"\n[[targets]]\nname = \"web\"\nkind = \"container\"\ncontainer = \"{name}\"\nimage = \"{image}\"\ntimeout = \"60s\"\nstop_timeout = \"5s\"\nupdate_order = \"start-first\"\n"
+    );
+    let mut daemon = Daemon::start(dir.path(), "dedupe_window = \"0s\"", &config).await;
+    let store = daemon.store();
+    let mut current = "v1";
+    for (round, moment) in MOMENTS.iter().enumerate() {
+        let (next, after) = if current == "v2" {
+            ("v3", "v2")
+        } else {
+            ("v2", "v3")
+        };
+        let (s, a) = post_generic(&daemon.url, "ci", &image, next).await;
+        assert_eq!(s, 202, "{a}");
+        let first = a["queued"][0]["id"].as_i64().expect("id");
+        wait_for(
+            &format!("deployment {first} to log '{moment}'"),
+            Duration::from_secs(60),
+            || async {
+                let lines = store.logs(first).await.ok()?;
+                lines.iter().any(|l| l.line.contains(moment)).then_some(())
+            },
+        )
+        .await;
+        let (s, b) = post_generic(&daemon.url, "ci", &image, after).await;
+        assert_eq!(s, 202, "{b}");
+        let second = b["queued"][0]["id"].as_i64().expect("id");
+
+        daemon.kill9();
+        daemon.restart().await;
+
+        for (id, newest) in [(first, false), (second, true)] {
+            let d = wait_for(
+                &format!("deployment {id} to end"),
+                Duration::from_secs(120),
+                || async {
+                    store
+                        .deployment(id)
+                        .await
+                        .ok()
+                        .flatten()
+                        .filter(|d| d.state.is_terminal())
+                },
+            )
+            .await;
+            let fine = if newest {
+                matches!(d.state, DeployState::Succeeded | DeployState::Skipped)
+            } else {
+                matches!(
+                    d.state,
+                    DeployState::Succeeded | DeployState::RolledBack | DeployState::Superseded
+                )
+            };
+            assert!(
+                fine,
+                "round {round} (kill after '{moment}'): {d:?}\n{}",
+                daemon.log()
+            );
+        }
+        wait_for(
+            "the newest tag to serve",
+            Duration::from_secs(20),
+            || async { served_on(&network, &name).await.filter(|v| v == after) },
+        )
+        .await;
+        assert_eq!(
+            docker(&["exec", &name, "cat", "/data/f"]),
+            "survives",
+            "round {round}"
+        );
+        let leftovers = docker(&["ps", "-aq", "--filter", &format!("name=^/{name}-dockhand-")]);
+        assert!(leftovers.is_empty(), "round {round}: {leftovers}");
+        current = after;
+    }
+    assert!(store.running().await.expect("running").is_empty());
+}
