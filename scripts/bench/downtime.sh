@@ -136,6 +136,15 @@ under_load() {
     local name="$1" fn="$2" csv="$TMP/load-$1.csv"; shift 2
     note "$name: load $RATE req/s for ${LOAD_S}s ($*), deploy at $((LOAD_S / 2))s"
     T_START="$(now)"; LOAD_AVG="$(cut -d' ' -f1 /proc/loadavg)"
+    local evp=""
+    if [ -n "${SERVICE:-}" ]; then
+        # streamed, not asked afterwards: the engine keeps only the last events, and the
+        # health checks' exec events would push these out
+        docker events --filter type=container --filter "label=com.docker.swarm.service.name=$SERVICE" \
+            --filter event=kill --filter event=die --filter event=create --filter event=start \
+            --format '{{.TimeNano}} {{.Action}} {{.Actor.ID}}' >"$csv.events" 2>/dev/null &
+        evp=$!; track "$evp"
+    fi
     python3 "$LOADGEN" run --rate "$RATE" --seconds "$LOAD_S" --out "$csv" --timeout "$LOAD_TIMEOUT" \
         --procs "$LOAD_PROCS" "$@" &
     local lp=$!; track "$lp"
@@ -153,9 +162,11 @@ under_load() {
             [ "$(docker ps -q --filter "label=com.docker.swarm.service.name=$SERVICE" | wc -l)" -le 2 ] && break
             sleep 0.1
         done
-        docker events --since "$T_START" --until "$(now)" --filter type=container \
-            --filter "label=com.docker.swarm.service.name=$SERVICE" \
-            --format '{{.TimeNano}} {{.Action}} {{.Actor.ID}}' >"$csv.events" 2>/dev/null || true
+        for _ in $(seq 30); do   # both old tasks' 'die' have arrived
+            [ "$(grep -c ' die ' "$csv.events" || true)" -ge 2 ] && break
+            sleep 0.1
+        done
+        stop_pid "$evp"
         ev=(--events "$csv.events")
     fi
     REPORT="$(python3 "$LOADGEN" report "$csv" --mark "deploy=$T_DEPLOY" "${ev[@]}")"
@@ -264,16 +275,16 @@ fi
 # ---------------------------------------------------------------- report
 row() { # row LABEL REPORT DEPLOY_S
     [ -n "$2" ] || return 0
-    printf '| %s | %s | %s | %s (%s before) | %s ms | %s ms | %s | %s | %s s | %s |\n' "$1" \
-        "$(kv requests "$2")" "$(kv rate "$2")" "$(kv failed "$2")" "$(kv failed_before_deploy "$2")" \
+    printf '| %s | %s | %s (%s ms) | %s (%s before) | %s ms | %s ms | %s | %s | %s s | %s |\n' "$1" \
+        "$(kv requests "$2")" "$(kv rate "$2")" "$(kv pacing_late_max_ms "$2")" "$(kv failed "$2")" "$(kv failed_before_deploy "$2")" \
         "$(kv longest_gap_ms "$2")" "$(kv gap_start_vs_deploy_ms "$2")" "$(kv slow_over_1s "$2")" \
         "$(kv errors "$2")" "$3" "$(kv load_avg "$2")"
 }
 srow() { # srow KEY LABEL
     local r="${R_SWARM[$1]:-}"
     [ -n "$r" ] || return 0
-    printf '| %s | %s | %s | %s (%s before) | %s ms | %s (%s before) | %s ms | %s | %s | %s | %s s | %s | %s ms |\n' "$2" \
-        "$(kv requests "$r")" "$(kv rate "$r")" "$(kv failed "$r")" "$(kv failed_before_deploy "$r")" \
+    printf '| %s | %s | %s (%s ms) | %s (%s before) | %s ms | %s (%s before) | %s ms | %s | %s | %s | %s s | %s | %s ms |\n' "$2" \
+        "$(kv requests "$r")" "$(kv rate "$r")" "$(kv pacing_late_max_ms "$r")" "$(kv failed "$r")" "$(kv failed_before_deploy "$r")" \
         "$(kv longest_gap_ms "$r")" "$(kv retry_failed "$r")" "$(kv retry_failed_before_deploy "$r")" \
         "$(kv retry_longest_gap_ms "$r")" "$(kv retry_slow_over_1s "$r")" \
         "$(kv errors "$r")" "$(kv retry_errors "$r")" "${D_SWARM[$1]}" "$(kv load_avg "$r")" \
@@ -293,11 +304,13 @@ SECTION="$(cat <<EOF
 request, ${LOAD_TIMEOUT} s timeout) for ${LOAD_S} s; v1 -> v2 is deployed at ${LOAD_S}/2 s. Gap = the longest
 time between two successive successful answers; "gap starts" and times below are relative
 to the moment the deploy began (the hook POST, the \`docker pull\`, the \`docker push\`);
-"slow" = answered, but after more than 1 s.
+"slow" = answered, but after more than 1 s. "pacing late" = the most the generator fell
+behind its schedule (it then sends the late requests at once); "load avg" = the machine's
+1-minute load average when the run began and ended (other jobs share its 2 cores).
 
 **One container on a published port** (\`127.0.0.1:PORT:8080\`):
 
-| deploy | requests | req/s sent | failed (of which before the deploy) | longest gap | gap starts | slow | errors | deploy took | load avg start/end |
+| deploy | requests | req/s sent (pacing late, max) | failed (of which before the deploy) | longest gap | gap starts | slow | errors | deploy took | load avg start/end |
 | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |
 $(row "(a) classic: pull; kill; rm; run" "$R_CLASSIC" "${D_CLASSIC:-}")
 $(row "(b) dockhand (generic hook, container target)" "$R_DH" "${D_DH:-}")
@@ -315,7 +328,7 @@ until the health check passes) and sends round-robin to their IPs; a transport f
 \`proxy_next_upstream error timeout\` would. The draining app keeps serving ${DRAIN_S} s after
 SIGTERM, then exits.
 
-| variant | requests | req/s sent | failed, no retry (before the deploy) | longest gap | failed, one retry (before) | gap, one retry | slow (retry) | errors | errors after retry | deploy took | load avg start/end | slowest pool refresh |
+| variant | requests | req/s sent (pacing late, max) | failed, no retry (before the deploy) | longest gap | failed, one retry (before) | gap, one retry | slow (retry) | errors | errors after retry | deploy took | load avg start/end | slowest pool refresh |
 | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |
 $(srow c1 "c1: lab app (exits at once on SIGTERM), pool refreshed every ${REFRESH} s")
 $(srow c2 "c2: lab app, pool refreshed every ${REFRESH_SLOW} s")

@@ -29,8 +29,8 @@
     loadgen.py report OUT.csv [--mark NAME=T]... [--events FILE]
         Prints KEY=VALUE lines: requests, rate sent, how late the pacing fell, failed, the
         longest gap without a successful answer (ms, between the ends of two successive
-        successes, counting the run's start and end), where it lies relative to the first
-        mark, latency of the successes, the bodies seen and the errors; for a --swarm run
+        successes, or from the last one to the run's end), where it lies relative to the
+        first mark, latency of the successes, the bodies seen and the errors; for a --swarm run
         the same after one retry (retry_failed, retry_longest_gap_ms...), how the task pool
         changed, and per task that left it or failed: when it left the pool, when it was
         sent SIGTERM and when it died (from --events: `docker events` lines
@@ -284,8 +284,11 @@ def run(args):
 
 
 def gap_of(t0, t1, ok_ends):
+    """The longest time without a successful answer: between two successive successes,
+    and from the last one to the end of the run (an outage that lasts to the end counts).
+    Not from the start of the run to the first success: that is the generator warming up."""
     ok_ends = sorted(ok_ends)
-    points = [t0] + ok_ends + [max(t1, ok_ends[-1] if ok_ends else t1)]
+    points = (ok_ends or [t0]) + [max(t1, ok_ends[-1] if ok_ends else t1)]
     gap, gs, ge = 0.0, t0, t0
     for a, b in zip(points, points[1:]):
         if b - a > gap:

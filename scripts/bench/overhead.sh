@@ -168,6 +168,7 @@ one_rep() {
     wait "$cp" || die "$kind/$way rep $n did not converge"
     t1="$(cat "$TMP/conv")"
     secs_between "$t0" "$t1" >>"$TMP/$kind-$way.txt"
+    echo "$way $tag $t0 $t1" >>"$TMP/$kind-reps.txt"
     if [ "$way" = dh ]; then
         dh_wait_tag "$([ "$kind" = svc ] && echo svc || echo app)" "$tag" "$ADMIN" 120
         [ "$DEP_STATE" = succeeded ] || die "dockhand deployment $DEP_ID of $tag ended $DEP_STATE"
@@ -217,7 +218,13 @@ if wanted service; then
         --health-timeout 1s --health-retries 3 "$REPO_S:base-0@$PUSH_DIGEST" >/dev/null || die "cannot create service $SVC"
     wait_service_serves "$SVC" "$NET" svc-base-0 2 90
     note "service $SVC runs; $REPS repetitions per way"
+    # the engine's side of each rollout: when each new task was created and became healthy
+    docker events --filter type=container --filter "label=com.docker.swarm.service.name=$SVC" \
+        --filter event=create --filter event=health_status \
+        --format '{{.TimeNano}} {{.Action}} {{index .Actor.Attributes "image"}}' >"$TMP/svc.events" 2>/dev/null &
+    EVP=$!; track "$EVP"
     run_kind svc
+    stop_pid "$EVP"
 fi
 
 # ---------------------------------------------------------------- (ii) container
@@ -231,6 +238,38 @@ if wanted container; then
 fi
 
 # ---------------------------------------------------------------- report
+# engine_timeline WAY -> medians (ms after the push returned) of: first new task created,
+# healthy; second created, healthy; converged, over WAY's service repetitions
+engine_timeline() {
+    [ -s "$TMP/svc-reps.txt" ] && [ -s "$TMP/svc.events" ] || { echo "n/a"; return 0; }
+    python3 - "$TMP/svc-reps.txt" "$TMP/svc.events" "$1" <<'PY'
+import statistics, sys
+reps = [l.split() for l in open(sys.argv[1])]
+events = []
+for l in open(sys.argv[2]):
+    p = l.split()
+    if len(p) >= 3:
+        # "TIMENANO create IMAGE" or "TIMENANO health_status: healthy IMAGE"
+        events.append((int(p[0]) / 1e9, p[1].rstrip(":"), p[-1]))
+cols = [[], [], [], [], []]
+for way, tag, t0, t1 in reps:
+    if way != sys.argv[3]:
+        continue
+    t0, t1 = float(t0), float(t1)
+    mine = [e for e in events if f":{tag}@" in e[2]]
+    created = sorted(t for t, a, _ in mine if a == "create")
+    healthy = sorted(t for t, a, _ in mine if a == "health_status")
+    if len(created) < 2 or len(healthy) < 2:
+        continue
+    for i, t in enumerate([created[0], healthy[0], created[1], healthy[1], t1]):
+        cols[i].append((t - t0) * 1000)
+if not cols[0]:
+    print("n/a")
+else:
+    m = [f"{statistics.median(c):.0f}" for c in cols]
+    print(f"1st task created {m[0]}, healthy {m[1]}; 2nd created {m[2]}, healthy {m[3]}; converged {m[4]}")
+PY
+}
 # med_col FILE COL -> median of column COL (numbers only)
 med_col() { awk -v c="$2" '$c ~ /^-?[0-9]+$/ { print $c }' "$1" | sort -n | awk '{ a[NR] = $1 } END { if (NR == 0) print "n/a"; else print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 row() { # row KIND LABEL_DH LABEL_MAN
@@ -268,6 +307,8 @@ Where dockhand's time goes (medians, ms after the push returned): service: hook 
 and deployment recorded $(med_col "$TMP/svc-dh.log" 2), deploy started $(med_col "$TMP/svc-dh.log" 3),
 update sent to the engine $(med_col "$TMP/svc-dh.log" 4), converged $(med_col "$TMP/svc-dh.log" 1)
 (by hand: \`docker service update\` returned $(med_col "$TMP/svc-man.log" 2), converged $(med_col "$TMP/svc-man.log" 1)).
+The engine's side (\`docker events\`, medians, ms after the push returned): dockhand:
+$(engine_timeline dh); by hand: $(engine_timeline man).
 Container: hook received $(med_col "$TMP/ctr-dh.log" 2), deploy started $(med_col "$TMP/ctr-dh.log" 3),
 new container started $(med_col "$TMP/ctr-dh.log" 4) (its pull took $(med_col "$TMP/ctr-dh.log" 5)), converged $(med_col "$TMP/ctr-dh.log" 1)
 (classic: \`run\` returned $(med_col "$TMP/ctr-man.log" 2), converged $(med_col "$TMP/ctr-man.log" 1)).
