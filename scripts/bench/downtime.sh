@@ -109,7 +109,6 @@ start_dockhand "$TMP/dockhand.toml" "$DP"
 start_registry registry "$RP" "$DH_URL/hooks/registry" "$TOKEN"
 note "dockhand pid $DH_PID on $DH_URL; registry pid $REG_PID on 127.0.0.1:$REG_PORT"
 
-
 # push SOURCE_IMAGE REF: tags and pushes, remembering the tag for cleanup
 push() {
     docker tag "$1" "$2"; IMAGES+=("$2")
