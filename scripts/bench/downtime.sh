@@ -1,125 +1,86 @@
 #!/usr/bin/env bash
-# Benchmark (not a test): downtime of a container on a published host port while a new
-# version is deployed, under steady load.
+# Benchmark (not a test): failed requests and the longest gap while a new version is
+# deployed under steady load (issue 5, item 2).
 #
-# A throw-away Distribution registry (docker-registry, free port, temp storage) gets the
-# lab image as REPO:v1 and REPO:v2. For each way of deploying, a container runs REPO:v1
-# with `-p 127.0.0.1:PORT:8080`; scripts/bench/loadgen.py sends RATE GET/s (a new
-# connection each) for SECONDS and records every outcome; in the middle, v2 is deployed:
-#   classic:  docker pull REPO:v2; docker kill C; docker rm C; docker run -d --name C -p ... REPO:v2
-#   dockhand: dockhand serve with a `generic` hook and a container target for C; POST
-#             {"image":REPO,"tag":"v2"} to the hook, then poll `dockhand history --json`
-#             (admin token) until the deployment has ended.
-# Reports failed requests and the longest gap without a successful answer, and for
-# dockhand the time between its log lines 'stopping the old container' and 'started the
-# new container' (one container on one host port cannot be swapped without a gap).
+# scripts/bench/loadgen.py sends RATE GET/s (open loop, asyncio, a new connection per
+# request, LOAD_TIMEOUT s timeout) for LOAD_S seconds and records every outcome; at LOAD_S/2
+# v1 -> v2 is deployed:
+#   (a) classic:  one container on 127.0.0.1:PORT; docker pull; kill; rm; run
+#   (b) dockhand: the same container, deployed by dockhand from a `generic` hook (POST)
+#   (c) Swarm service (2 replicas, --update-order start-first, a health check, on a
+#       swarm-scoped attachable bridge network), deployed by dockhand from a real registry
+#       notification (`docker push` to a Distribution registry that notifies dockhand).
+#       The load goes through a task-aware path (the routing mesh does not work here):
+#       loadgen.py asks the Engine API for the tasks that should and do run, every REFRESH
+#       s, and sends round-robin to their IPs; each transport failure is retried once on
+#       another task (nginx's proxy_next_upstream), and both outcomes are reported.
+#       Variants:  c1 lab app, refresh REFRESH (0.1 s);
+#                  c2 lab app, refresh REFRESH_SLOW (5 s; Traefik's swarm provider polls
+#                     every 15 s by default);
+#                  c3 a draining app (keeps serving DRAIN_S s after SIGTERM), refresh
+#                     REFRESH_SLOW.
+#       For each, the tasks' timeline: when a task left the client's pool, when the engine
+#       sent it SIGTERM and when it died (`docker events`), and the failures sent to it.
 #
 # Usage: scripts/bench/downtime.sh [--smoke] [--out FILE]
 #   --smoke  6 s of load instead of 20;  --out FILE  also write the Markdown section
-# Environment: SECONDS_LOAD (20), RATE (250), LOAD_THREADS (64), LOAD_TIMEOUT (0.25 s:
-#   a request that hangs blocks its thread that long; short, so that hung requests during
-#   the swap do not stall the load generator and lengthen the measured gap).
-# Needs the lab images (scripts/lab.sh up). Removes the containers, images tags and
-# registry it created; stops only its own processes, by pid.
+# Environment: SECONDS_LOAD (20), RATE (500), LOAD_TIMEOUT (3 s: the lab app's httpd
+#   listens with a backlog of 9, so under load some SYNs are dropped and retransmitted after
+#   1 s; those requests are slow, not failed), LOAD_PROCS (1), REFRESH (0.1),
+#   REFRESH_SLOW (5), DRAIN_S (4), ONLY (e.g. "c1 c3": run only those of a b c1 c2 c3).
+# Needs the lab images (scripts/lab.sh up). Removes the containers, services, network,
+# image tags and registry it created; stops only its own processes, by pid.
 set -euo pipefail
 SCRIPT=downtime.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 parse_args "$@"
 LOAD_S="${SECONDS_LOAD:-20}"; [ "$SMOKE" = 1 ] && LOAD_S=6
-RATE="${RATE:-250}"; LOAD_THREADS="${LOAD_THREADS:-64}"; LOAD_TIMEOUT="${LOAD_TIMEOUT:-0.25}"
-LOADGEN="$(dirname "${BASH_SOURCE[0]}")/loadgen.py"
-LOADGEN="$(cd "$(dirname "$LOADGEN")" && pwd)/loadgen.py"
+RATE="${RATE:-500}"; LOAD_TIMEOUT="${LOAD_TIMEOUT:-3}"; LOAD_PROCS="${LOAD_PROCS:-1}"
+REFRESH="${REFRESH:-0.1}"; REFRESH_SLOW="${REFRESH_SLOW:-5}"; DRAIN_S="${DRAIN_S:-4}"
+ONLY="${ONLY:-a b c1 c2 c3}"
+LOADGEN="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/loadgen.py"
+wanted() { [[ " $ONLY " == *" $1 "* ]]; }
 
 need_tools curl:curl python3:python3 jq:jq docker:docker.io docker-registry:docker-registry
 docker info >/dev/null 2>&1 || die "dockerd is not answering (run scripts/lab.sh up)"
+[ "$(docker info --format '{{.Swarm.LocalNodeState}}')" = active ] || die "no active swarm (run scripts/lab.sh up)"
 docker image inspect dockhand-lab/app:v1 >/dev/null 2>&1 && docker image inspect dockhand-lab/app:v2 >/dev/null 2>&1 \
     || die "lab images dockhand-lab/app:v1/v2 missing (run scripts/lab.sh up)"
 build_release
 make_tmp
 
 UNIQ="$(date +%s)-$$"
-CONTAINERS=(); IMAGES=()
+CONTAINERS=(); IMAGES=(); SERVICES=(); NET="dh-downtime-net-$UNIQ"
 docker_cleanup() {
-    local c
+    local c s
+    for s in "${SERVICES[@]}"; do docker service rm "$s" >/dev/null 2>&1 || true; done
     for c in "${CONTAINERS[@]}"; do
         docker ps -aq --filter "name=^/${c}(-dockhand-old-[0-9]+)?\$" | xargs -r docker rm -f >/dev/null 2>&1 || true
     done
+    for s in "${SERVICES[@]}"; do
+        for _ in $(seq 100); do
+            [ -z "$(docker ps -aq --filter "label=com.docker.swarm.service.name=$s")" ] && break
+            sleep 0.1
+        done
+    done
+    docker network rm "$NET" >/dev/null 2>&1 || true
     [ ${#IMAGES[@]} -gt 0 ] && docker rmi "${IMAGES[@]}" >/dev/null 2>&1 || true
 }
 BENCH_CLEANUP+=(docker_cleanup)
 
-# ---------------------------------------------------------------- registry
-RP="$(free_port)"
-mkdir -p "$TMP/registry"
-cat >"$TMP/registry.yml" <<EOF
-version: 0.1
-log:
-  level: warn
-storage:
-  filesystem:
-    rootdirectory: $TMP/registry
-http:
-  addr: 127.0.0.1:$RP
-EOF
-docker-registry serve "$TMP/registry.yml" >"$TMP/registry.log" 2>&1 &
-REG_PID=$!; track "$REG_PID"
-wait_http "http://127.0.0.1:$RP/v2/" "$REG_PID" >/dev/null || { cat "$TMP/registry.log" >&2; die "registry did not start"; }
-REPO="127.0.0.1:$RP/dh-downtime-$UNIQ"
-for v in v1 v2; do
-    docker tag "dockhand-lab/app:$v" "$REPO:$v"; IMAGES+=("$REPO:$v")
-    docker push -q "$REPO:$v" >/dev/null || die "docker push $REPO:$v failed"
-done
-note "registry pid $REG_PID on 127.0.0.1:$RP; pushed $REPO:v1 and :v2"
-
-now() { python3 -c 'import time; print(f"{time.time():.6f}")'; }
-
-# start_v1 NAME -> sets C, HP; runs REPO:v1 as C on 127.0.0.1:HP
-start_v1() {
-    C="dh-downtime-$1-$UNIQ"; HP="$(free_port)"; CONTAINERS+=("$C")
-    docker run -d --name "$C" -p "127.0.0.1:$HP:8080" "$REPO:v1" >/dev/null
-    for _ in $(seq 100); do
-        [ "$(curl -s -m 1 "http://127.0.0.1:$HP/" || true)" = v1 ] && return 0
-        sleep 0.1
-    done
-    die "container $C does not answer v1 on 127.0.0.1:$HP"
-}
-# under_load NAME DEPLOY_FN -> runs the load, calls DEPLOY_FN in the middle, sets REPORT
-under_load() {
-    local name="$1" fn="$2" csv="$TMP/load-$1.csv"
-    note "$name: load $RATE req/s for ${LOAD_S}s on 127.0.0.1:$HP, deploy at $((LOAD_S / 2))s"
-    python3 "$LOADGEN" run "http://127.0.0.1:$HP/" "$RATE" "$LOAD_S" "$csv" --threads "$LOAD_THREADS" --timeout "$LOAD_TIMEOUT" &
-    local lp=$!; track "$lp"
-    sleep "$(awk -v s="$LOAD_S" 'BEGIN { print s / 2 }')"
-    T_DEPLOY="$(now)"
-    "$fn"
-    T_DONE="$(now)"
-    wait "$lp" || die "load generator failed ($name)"
-    REPORT="$(python3 "$LOADGEN" report "$csv" --mark "deploy=$T_DEPLOY")"
-    echo "$REPORT" | sed 's/^/    /'
-    DEPLOY_S="$(awk -v a="$T_DEPLOY" -v b="$T_DONE" 'BEGIN { printf "%.1f", b - a }')"
-}
-kv() { sed -n "s/^$1=//p" <<<"$2"; }
-
-# ---------------------------------------------------------------- (a) classic
-classic_deploy() {
-    docker pull -q "$REPO:v2" >/dev/null
-    docker kill "$C" >/dev/null
-    docker rm "$C" >/dev/null
-    docker run -d --name "$C" -p "127.0.0.1:$HP:8080" "$REPO:v2" >/dev/null
-}
-docker rmi "$REPO:v2" >/dev/null   # so that the pull fetches the manifest again
-start_v1 classic
-under_load classic classic_deploy
-R_CLASSIC="$REPORT"; D_CLASSIC="$DEPLOY_S"
-[ "$(curl -s -m 1 "http://127.0.0.1:$HP/")" = v2 ] || die "classic: container does not serve v2 afterwards"
-
-# ---------------------------------------------------------------- (b) dockhand
-start_v1 dockhand
-docker rmi "$REPO:v2" >/dev/null 2>&1 || true
-DP="$(free_port)"
-ADMIN="bench-admin-$UNIQ"
-cat >"$TMP/dockhand.toml" <<EOF
+# ---------------------------------------------------------------- dockhand and registry
+# dockhand first, so that the registry's notifications find it. Each target has its own
+# repository; the service targets take only the tag v2 (the v1 pushes made while setting
+# up are refused, 200 "ignored", by the tag rule), the container target only the CI hook.
+DP="$(free_port)"; ADMIN="bench-admin-$UNIQ"; TOKEN="bench-token-$UNIQ"
+RP="$(free_port)"   # the registry's port, known before it starts so the config can name it
+C_DH="dh-downtime-dockhand-$UNIQ"
+S1="dh-dt-fast-$UNIQ"; S2="dh-dt-slow-$UNIQ"; S3="dh-dt-drain-$UNIQ"
+repo() { echo "127.0.0.1:$REG_PORT/dh-downtime-$1-$UNIQ"; }
+svc_target() { printf '\n[[targets]]\nname = "%s"\nkind = "service"\nservice = "%s"\nimage = "127.0.0.1:%s/dh-downtime-%s-%s"\nhooks = ["registry"]\ntags = "v2"\ntimeout = "120s"\n' "$1" "$2" "$RP" "$1" "$UNIQ"; }
+{
+    cat <<EOF
 [server]
 listen = "127.0.0.1:$DP"
 state = "$TMP/state.db"
@@ -128,57 +89,143 @@ admin_token = "$ADMIN"
 [[hooks]]
 name = "ci"
 source = "generic"
-token = "bench-token"
+token = "$TOKEN"
+
+[[hooks]]
+name = "registry"
+source = "distribution"
+token = "$TOKEN"
 
 [[targets]]
 name = "app"
 kind = "container"
-container = "$C"
-image = "$REPO"
+container = "$C_DH"
+image = "127.0.0.1:$RP/dh-downtime-app-$UNIQ"
+hooks = ["ci"]
 EOF
-"$BIN" serve --config "$TMP/dockhand.toml" >"$TMP/dockhand.log" 2>&1 &
-DH_PID=$!; track "$DH_PID"
-wait_http "http://127.0.0.1:$DP/healthz" "$DH_PID" >/dev/null || { tail "$TMP/dockhand.log" >&2; die "dockhand did not come up"; }
-DEP_ID=""; DEP_STATE=""
-dockhand_deploy() {
-    local ans
-    ans="$(curl -s -m 10 -X POST "http://127.0.0.1:$DP/hooks/ci" -H 'Authorization: Bearer bench-token' \
-        -H 'Content-Type: application/json' -d "{\"image\":\"$REPO\",\"tag\":\"v2\"}")"
-    DEP_ID="$(jq -r '.queued[0].id // empty' <<<"$ans")"
-    [ -n "$DEP_ID" ] || die "hook answer: $ans"
-    for _ in $(seq 600); do
-        DEP_STATE="$("$BIN" history app --json --url "http://127.0.0.1:$DP" --token "$ADMIN" \
-            | jq -r --argjson id "$DEP_ID" '.[] | select(.id == $id) | .state')"
-        case "$DEP_STATE" in queued|running|"") sleep 0.1 ;; *) return 0 ;; esac
-    done
-    die "deployment $DEP_ID did not end within 60 s"
+    svc_target fast "$S1"; svc_target slow "$S2"; svc_target drain "$S3"
+} >"$TMP/dockhand.toml"
+start_dockhand "$TMP/dockhand.toml" "$DP"
+start_registry registry "$RP" "$DH_URL/hooks/registry" "$TOKEN"
+note "dockhand pid $DH_PID on $DH_URL; registry pid $REG_PID on 127.0.0.1:$REG_PORT"
+
+# push SOURCE_IMAGE REF: tags and pushes, remembering the tag for cleanup
+push() {
+    docker tag "$1" "$2"; IMAGES+=("$2")
+    docker push -q "$2" >/dev/null || die "docker push $2 failed"
 }
-under_load dockhand dockhand_deploy
-R_DH="$REPORT"; D_DH="$DEPLOY_S"
-[ "$DEP_STATE" = succeeded ] || die "dockhand deployment $DEP_ID ended $DEP_STATE"
-[ "$(curl -s -m 1 "http://127.0.0.1:$HP/")" = v2 ] || die "dockhand: container does not serve v2 afterwards"
-"$BIN" logs "$DEP_ID" --json --url "http://127.0.0.1:$DP" --token "$ADMIN" >"$TMP/deploy-log.json"
-note "dockhand deployment $DEP_ID log:"
-jq -r '.. | objects | select(has("ts") and has("line")) | "    \(.ts) \(.line)"' "$TMP/deploy-log.json" 2>/dev/null \
-    || sed 's/^/    /' "$TMP/deploy-log.json"
-read -r SWAP_MS STOP_VS_DEPLOY_MS < <(python3 - "$TMP/deploy-log.json" "$T_DEPLOY" <<'EOF'
+# The draining app: the lab app, but on SIGTERM it keeps serving DRAIN_S s before it exits
+# (what a pre-stop sleep / graceful shutdown does).
+for v in v1 v2; do
+    printf 'FROM dockhand-lab/app:%s\nCMD ["/bin/sh","-c","trap '"'"'sleep %s; kill $!; exit 0'"'"' TERM; httpd -f -p 8080 -h /www & wait"]\n' "$v" "$DRAIN_S" \
+        | docker build -q -t "dh-downtime-drain-$v-$UNIQ" - >/dev/null 2>"$TMP/build.log" \
+        || { cat "$TMP/build.log" >&2; die "cannot build the draining image"; }
+    IMAGES+=("dh-downtime-drain-$v-$UNIQ")
+done
+APP_REPO="$(repo app)"
+push dockhand-lab/app:v1 "$APP_REPO:v1"; push dockhand-lab/app:v2 "$APP_REPO:v2"
+for s in fast slow; do push dockhand-lab/app:v1 "$(repo "$s"):v1"; done
+push "dh-downtime-drain-v1-$UNIQ" "$(repo drain):v1"
+note "pushed the v1 images (and $APP_REPO:v2); the services' v2 are pushed under load"
+
+# ---------------------------------------------------------------- load
+# under_load NAME DEPLOY_FN LOADGEN_TARGET_ARGS... -> runs the load, calls DEPLOY_FN in
+# the middle; sets REPORT, DEPLOY_S, T_DEPLOY, T_START, T_END
+under_load() {
+    local name="$1" fn="$2" csv="$TMP/load-$1.csv"; shift 2
+    note "$name: load $RATE req/s for ${LOAD_S}s ($*), deploy at $((LOAD_S / 2))s"
+    T_START="$(now)"; LOAD_AVG="$(cut -d' ' -f1 /proc/loadavg)"
+    local evp=""
+    if [ -n "${SERVICE:-}" ]; then
+        # streamed, not asked afterwards: the engine keeps only the last events, and the
+        # health checks' exec events would push these out
+        docker events --filter type=container --filter "label=com.docker.swarm.service.name=$SERVICE" \
+            --filter event=kill --filter event=die --filter event=create --filter event=start \
+            --format '{{.TimeNano}} {{.Action}} {{.Actor.ID}}' >"$csv.events" 2>/dev/null &
+        evp=$!; track "$evp"
+    fi
+    python3 "$LOADGEN" run --rate "$RATE" --seconds "$LOAD_S" --out "$csv" --timeout "$LOAD_TIMEOUT" \
+        --procs "$LOAD_PROCS" "$@" &
+    local lp=$!; track "$lp"
+    sleep "$(awk -v s="$LOAD_S" 'BEGIN { print s / 2 + 0.3 }')"
+    T_DEPLOY="$(now)"
+    "$fn"
+    local t_done; t_done="$(now)"
+    wait "$lp" || die "load generator failed ($name)"
+    T_END="$(now)"; LOAD_AVG="$LOAD_AVG/$(cut -d' ' -f1 /proc/loadavg)"
+    DEPLOY_S="$(secs_between "$T_DEPLOY" "$t_done")"
+    local ev=()
+    if [ -n "${SERVICE:-}" ]; then
+        # the old tasks' SIGTERM and exit may come after the load: wait for them
+        for _ in $(seq 150); do
+            [ "$(docker ps -q --filter "label=com.docker.swarm.service.name=$SERVICE" | wc -l)" -le 2 ] && break
+            sleep 0.1
+        done
+        for _ in $(seq 30); do   # both old tasks' 'die' have arrived
+            [ "$(grep -c ' die ' "$csv.events" || true)" -ge 2 ] && break
+            sleep 0.1
+        done
+        stop_pid "$evp"
+        ev=(--events "$csv.events")
+    fi
+    REPORT="$(python3 "$LOADGEN" report "$csv" --mark "deploy=$T_DEPLOY" "${ev[@]}")"
+    REPORT+=$'\n'"load_avg=$LOAD_AVG"
+    echo "$REPORT" | sed 's/^/    /'
+    awk -v s="$LOAD_S" -v d="$DEPLOY_S" 'BEGIN { exit !(d > s / 2 - 0.5) }' \
+        && echo "    WARNING: the deploy ended after the load (deploy took $DEPLOY_S s)" || true
+}
+kv() { sed -n "s/^$1=//p" <<<"$2"; }
+
+# start_container NAME -> runs APP_REPO:v1 as NAME on 127.0.0.1:HP
+start_container() {
+    C="$1"; HP="$(free_port)"; CONTAINERS+=("$C")
+    docker run -d --name "$C" -p "127.0.0.1:$HP:8080" "$APP_REPO:v1" >/dev/null
+    for _ in $(seq 100); do
+        [ "$(curl -s -m 1 "http://127.0.0.1:$HP/" || true)" = v1 ] && return 0
+        sleep 0.1
+    done
+    die "container $C does not answer v1 on 127.0.0.1:$HP"
+}
+
+# ---------------------------------------------------------------- (a) classic
+R_CLASSIC=""; R_DH=""
+if wanted a; then
+    classic_deploy() {
+        docker pull -q "$APP_REPO:v2" >/dev/null
+        docker kill "$C" >/dev/null
+        docker rm "$C" >/dev/null
+        docker run -d --name "$C" -p "127.0.0.1:$HP:8080" "$APP_REPO:v2" >/dev/null
+    }
+    docker rmi "$APP_REPO:v2" >/dev/null   # so that the pull fetches the manifest again
+    start_container "dh-downtime-classic-$UNIQ"
+    SERVICE="" under_load classic classic_deploy --url "http://127.0.0.1:$HP/"
+    R_CLASSIC="$REPORT"; D_CLASSIC="$DEPLOY_S"
+    [ "$(curl -s -m 1 "http://127.0.0.1:$HP/")" = v2 ] || die "classic: container does not serve v2 afterwards"
+fi
+
+# ---------------------------------------------------------------- (b) dockhand, container
+SWAP_MS="n/a"; STOP_VS_DEPLOY_MS="n/a"
+if wanted b; then
+    start_container "$C_DH"
+    docker rmi "$APP_REPO:v2" >/dev/null 2>&1 || true
+    dockhand_container_deploy() {
+        local ans
+        ans="$(curl -s -m 10 -X POST "$DH_URL/hooks/ci" -H "Authorization: Bearer $TOKEN" \
+            -H 'Content-Type: application/json' -d "{\"image\":\"$APP_REPO\",\"tag\":\"v2\"}")"
+        [ -n "$(jq -r '.queued[0].id // empty' <<<"$ans")" ] || die "hook answer: $ans"
+        dh_wait_tag app v2 "$ADMIN" 60
+    }
+    SERVICE="" under_load dockhand dockhand_container_deploy --url "http://127.0.0.1:$HP/"
+    R_DH="$REPORT"; D_DH="$DEPLOY_S"
+    [ "$DEP_STATE" = succeeded ] || die "dockhand deployment $DEP_ID ended $DEP_STATE"
+    [ "$(curl -s -m 1 "http://127.0.0.1:$HP/")" = v2 ] || die "dockhand: container does not serve v2 afterwards"
+    curl -s -H "Authorization: Bearer $ADMIN" "$DH_URL/api/deployments/$DEP_ID" >"$TMP/deploy-log.json"
+    note "dockhand deployment $DEP_ID log:"
+    jq -r '.log[] | "    \(.ts) \(.line)"' "$TMP/deploy-log.json"
+    read -r SWAP_MS STOP_VS_DEPLOY_MS < <(python3 - "$TMP/deploy-log.json" "$T_DEPLOY" <<'EOF'
 import json, sys
 from datetime import datetime
-text = open(sys.argv[1]).read()
-lines = []
-def walk(x):
-    if isinstance(x, dict):
-        if "ts" in x and "line" in x: lines.append(x)
-        for v in x.values(): walk(v)
-    elif isinstance(x, list):
-        for v in x: walk(v)
-dec, i = json.JSONDecoder(), 0
-while i < len(text):
-    if text[i].isspace():
-        i += 1
-        continue
-    v, i = dec.raw_decode(text, i)
-    walk(v)
+lines = json.load(open(sys.argv[1]))["log"]
 def t(prefix):
     for l in lines:
         if l["line"].startswith(prefix):
@@ -188,30 +235,115 @@ if a is None or b is None: print("n/a n/a")
 else: print(f"{(b - a) * 1000:.0f} {(a - float(sys.argv[2])) * 1000:.0f}")
 EOF
 )
+fi
 
+# ---------------------------------------------------------------- (c) Swarm, start-first
+# create_service NAME IMAGE -> 2 replicas on NET, start-first, health check every 1 s;
+# waits until both tasks serve v1
+create_service() {
+    SERVICES+=("$1")
+    docker service create -d --quiet --name "$1" --network "$NET" --replicas 2 \
+        --update-order start-first --update-parallelism 1 --update-delay 0s --update-monitor 2s \
+        --health-cmd 'wget -qO- http://127.0.0.1:8080/ >/dev/null' --health-interval 1s \
+        --health-timeout 1s --health-retries 3 "$2" >/dev/null || die "cannot create service $1"
+    wait_service_serves "$1" "$NET" v1 2 90
+}
+# swarm_run NAME SERVICE TARGET REFRESH -> push REPO(TARGET):v2 under load; dockhand deploys it
+declare -A R_SWARM D_SWARM
+swarm_run() {
+    local name="$1" svc="$2" target="$3" refresh="$4" src=dockhand-lab/app:v2
+    [ "$target" = drain ] && src="dh-downtime-drain-v2-$UNIQ"
+    create_service "$svc" "$(repo "$target"):v1"
+    swarm_deploy() {
+        push "$src" "$(repo "$target"):v2"
+        dh_wait_tag "$target" v2 "$ADMIN" 120
+    }
+    SERVICE="$svc" under_load "$name" swarm_deploy --swarm "$svc" --network "$NET" --refresh "$refresh"
+    [ "$DEP_STATE" = succeeded ] || die "$name: dockhand deployment $DEP_ID ended $DEP_STATE"
+    wait_service_serves "$svc" "$NET" v2 2 30
+    R_SWARM[$name]="$REPORT"; D_SWARM[$name]="$DEPLOY_S"
+    docker service rm "$svc" >/dev/null || true
+}
+if wanted c1 || wanted c2 || wanted c3; then
+    swarm_network "$NET"
+    wanted c1 && swarm_run c1 "$S1" fast "$REFRESH"
+    wanted c2 && swarm_run c2 "$S2" slow "$REFRESH_SLOW"
+    wanted c3 && swarm_run c3 "$S3" drain "$REFRESH_SLOW"
+fi
+
+# ---------------------------------------------------------------- report
 row() { # row LABEL REPORT DEPLOY_S
-    printf '| %s | %s | %s | %s | %s ms | %s ms after the deploy began | %s | %s s |\n' "$1" \
-        "$(kv requests "$2")" "$(kv rate "$2")" "$(kv failed "$2")" "$(kv longest_gap_ms "$2")" \
-        "$(kv gap_start_vs_deploy_ms "$2")" "$(kv errors "$2")" "$3"
+    [ -n "$2" ] || return 0
+    printf '| %s | %s | %s (%s ms) | %s (%s before) | %s ms | %s ms | %s | %s | %s s | %s |\n' "$1" \
+        "$(kv requests "$2")" "$(kv rate "$2")" "$(kv pacing_late_max_ms "$2")" "$(kv failed "$2")" "$(kv failed_before_deploy "$2")" \
+        "$(kv longest_gap_ms "$2")" "$(kv gap_start_vs_deploy_ms "$2")" "$(kv slow_over_1s "$2")" \
+        "$(kv errors "$2")" "$3" "$(kv load_avg "$2")"
+}
+srow() { # srow KEY LABEL
+    local r="${R_SWARM[$1]:-}"
+    [ -n "$r" ] || return 0
+    printf '| %s | %s | %s (%s ms) | %s (%s before) | %s ms | %s (%s before) | %s ms | %s | %s | %s | %s s | %s | %s ms |\n' "$2" \
+        "$(kv requests "$r")" "$(kv rate "$r")" "$(kv pacing_late_max_ms "$r")" "$(kv failed "$r")" "$(kv failed_before_deploy "$r")" \
+        "$(kv longest_gap_ms "$r")" "$(kv retry_failed "$r")" "$(kv retry_failed_before_deploy "$r")" \
+        "$(kv retry_longest_gap_ms "$r")" "$(kv retry_slow_over_1s "$r")" \
+        "$(kv errors "$r")" "$(kv retry_errors "$r")" "${D_SWARM[$1]}" "$(kv load_avg "$r")" \
+        "$(kv slowest_refresh_ms "$r")"
+}
+timeline() { # timeline KEY LABEL
+    local r="${R_SWARM[$1]:-}"
+    [ -n "$r" ] || return 0
+    echo "$2:"
+    echo "  pool (ms after the push began: IPs): $(kv pool_changes "$r")"
+    grep '^task_' <<<"$r" | sed 's/^/  /' || true
 }
 SECTION="$(cat <<EOF
-### Downtime of a container deploy under load
+### Downtime of a deploy under load
 
-One container (busybox httpd from the lab image) published on \`127.0.0.1:PORT:8080\`;
-\`loadgen.py\` sends $RATE GET/s ($LOAD_THREADS threads, a new connection per request,
-${LOAD_TIMEOUT} s timeout) for ${LOAD_S} s; v1 -> v2 is deployed at ${LOAD_S}/2 s. Gap = the longest time
-between two successive successful answers.
+\`loadgen.py\` sends $RATE GET/s (open loop, asyncio, $LOAD_PROCS process(es); a new connection per
+request, ${LOAD_TIMEOUT} s timeout) for ${LOAD_S} s; v1 -> v2 is deployed at ${LOAD_S}/2 s. Gap = the longest
+time between two successive successful answers; "gap starts" and times below are relative
+to the moment the deploy began (the hook POST, the \`docker pull\`, the \`docker push\`);
+"slow" = answered, but after more than 1 s. "pacing late" = the most the generator fell
+behind its schedule (it then sends the late requests at once); "load avg" = the machine's
+1-minute load average when the run began and ended (other jobs share its 2 cores).
 
-| deploy | requests | req/s sent | failed | longest gap | gap starts | errors | deploy took |
-| --- | --- | --- | --- | --- | --- | --- | --- |
-$(row "classic: pull; kill; rm; run" "$R_CLASSIC" "$D_CLASSIC")
-$(row "dockhand (generic hook, container target)" "$R_DH" "$D_DH")
+**One container on a published port** (\`127.0.0.1:PORT:8080\`):
 
-dockhand/classic: longest gap $(ratio "$(kv longest_gap_ms "$R_DH")" "$(kv longest_gap_ms "$R_CLASSIC")"), failed requests $(ratio "$(kv failed "$R_DH")" "$(kv failed "$R_CLASSIC")").
+| deploy | requests | req/s sent (pacing late, max) | failed (of which before the deploy) | longest gap | gap starts | slow | errors | deploy took | load avg start/end |
+| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |
+$(row "(a) classic: pull; kill; rm; run" "$R_CLASSIC" "${D_CLASSIC:-}")
+$(row "(b) dockhand (generic hook, container target)" "$R_DH" "${D_DH:-}")
+
 dockhand's deploy log: 'stopping the old container' to 'started the new container' =
-$SWAP_MS ms (stop began $STOP_VS_DEPLOY_MS ms after the hook was sent). "deploy took"
-includes, for dockhand, waiting for the new container to be healthy (HEALTHCHECK) after
-the swap, and the 0.1 s polling of \`dockhand history\`.
+$SWAP_MS ms (stop began $STOP_VS_DEPLOY_MS ms after the hook was sent). "deploy took" includes,
+for dockhand, waiting for the new container to be healthy after the swap.
+
+**(c) Swarm service, start-first, deployed by dockhand from a registry push**: 2 replicas,
+\`--update-order start-first --update-parallelism 1 --update-monitor 2s\`, health check every
+1 s, on a swarm-scoped attachable bridge network. The client is task-aware: it polls the
+Engine API for tasks whose desired state and state are \`running\` (Swarm says \`starting\`
+until the health check passes) and sends round-robin to their IPs; a transport failure
+(refused, reset, closed, timed out) is retried once on another task, as nginx's
+\`proxy_next_upstream error timeout\` would. The draining app keeps serving ${DRAIN_S} s after
+SIGTERM, then exits.
+
+| variant | requests | req/s sent (pacing late, max) | failed, no retry (before the deploy) | longest gap | failed, one retry (before) | gap, one retry | slow (retry) | errors | errors after retry | deploy took | load avg start/end | slowest pool refresh |
+| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |
+$(srow c1 "c1: lab app (exits at once on SIGTERM), pool refreshed every ${REFRESH} s")
+$(srow c2 "c2: lab app, pool refreshed every ${REFRESH_SLOW} s")
+$(srow c3 "c3: draining app (${DRAIN_S} s), pool refreshed every ${REFRESH_SLOW} s")
+
+"deploy took" = from \`docker push\` of v2 to dockhand's deployment ending (the engine's
+update \`completed\`, i.e. after the 2 s monitor period). "slowest pool refresh" = the
+longest the Engine API took to answer the client's task poll. Each old task's timeline (ms
+after the push began; from the client's pool log and \`docker events\`), and its failed
+requests split by whether they were sent before the engine sent it SIGTERM (the task still
+ran) or after (the client still routed to a task that was stopping or gone), and how many
+of the latter still failed after the retry:
+
+\`\`\`
+$(timeline c1 c1; timeline c2 c2; timeline c3 c3)
+\`\`\`
 EOF
 )"
 echo; echo "$SECTION"

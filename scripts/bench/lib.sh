@@ -111,3 +111,87 @@ parse_args() {
         shift
     done
 }
+
+# now -> the time as epoch seconds with microseconds (for marks and durations)
+now() { date +%s.%6N; }
+# secs_between A B -> B - A in seconds, 3 decimals
+secs_between() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f\n", b - a }'; }
+
+# start_registry NAME PORT [NOTIFY_URL TOKEN] -> sets REG_PORT, REG_PID: a Distribution
+# registry (docker-registry) on 127.0.0.1:PORT with storage under $TMP/NAME; with
+# NOTIFY_URL, it notifies that URL of every push (Authorization: Bearer TOKEN), as
+# tests/common does.
+start_registry() {
+    local name="$1" url="${3:-}" token="${4:-}" dir="$TMP/$1"
+    REG_PORT="$2"
+    mkdir -p "$dir/data"
+    {
+        printf 'version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: %s\n' "$dir/data"
+        printf '  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:%s\n' "$REG_PORT"
+        if [ -n "$url" ]; then
+            printf 'notifications:\n  endpoints:\n    - name: dockhand\n      url: %s\n' "$url"
+            printf '      headers:\n        Authorization: [Bearer %s]\n' "$token"
+            printf '      timeout: 2s\n      threshold: 5\n      backoff: 1s\n'
+        fi
+    } >"$dir/registry.yml"
+    docker-registry serve "$dir/registry.yml" >"$dir/registry.log" 2>&1 &
+    REG_PID=$!; track "$REG_PID"
+    wait_http "http://127.0.0.1:$REG_PORT/v2/" "$REG_PID" >/dev/null \
+        || { tail "$dir/registry.log" >&2; die "registry $name did not start"; }
+}
+
+# start_dockhand CONFIG PORT -> sets DH_PID, DH_URL: `dockhand serve` (log in CONFIG.log),
+# once /healthz answers
+start_dockhand() {
+    "$BIN" serve --config "$1" >"$1.log" 2>&1 &
+    DH_PID=$!; track "$DH_PID"
+    DH_URL="http://127.0.0.1:$2"
+    wait_http "$DH_URL/healthz" "$DH_PID" >/dev/null || { tail "$1.log" >&2; die "dockhand did not come up"; }
+}
+
+# dh_wait_tag TARGET TAG TOKEN [SECONDS] -> waits until dockhand (DH_URL) has a deployment
+# of TAG to TARGET that has ended; sets DEP_ID, DEP_STATE
+dh_wait_tag() {
+    local target="$1" tag="$2" token="$3" tries=$(( ${4:-120} * 20 )) row
+    DEP_ID=""; DEP_STATE=""
+    for _ in $(seq "$tries"); do
+        row="$(curl -s -m 5 -H "Authorization: Bearer $token" "$DH_URL/api/deployments?target=$target&limit=20" \
+            | jq -r --arg t "$tag" '[.[] | select(.tag == $t)][0] // empty | "\(.id) \(.state)"' 2>/dev/null || true)"
+        if [ -n "$row" ]; then
+            DEP_ID="${row%% *}"; DEP_STATE="${row#* }"
+            case "$DEP_STATE" in queued|running) ;; *) return 0 ;; esac
+        fi
+        sleep 0.05
+    done
+    die "no ended deployment of $tag to $target within ${4:-120} s (last: ${DEP_ID:-none} ${DEP_STATE:-})"
+}
+
+# swarm_network NAME -> a swarm-scoped, attachable bridge network: the host reaches the
+# tasks' IPs on it (the ingress routing mesh does not work on this kernel; lab doc sec. 4)
+swarm_network() {
+    docker network create -d bridge --scope swarm --attachable "$1" >/dev/null || die "cannot create network $1"
+}
+
+# task_ips SERVICE NETWORK -> the IPs on NETWORK of SERVICE's running containers, one a line
+task_ips() {
+    local id
+    for id in $(docker ps -q --filter "label=com.docker.swarm.service.name=$1"); do
+        docker inspect -f "{{with index .NetworkSettings.Networks \"$2\"}}{{.IPAddress}}{{end}}" "$id" 2>/dev/null || true
+    done | sed '/^$/d'
+}
+
+# wait_service_serves SERVICE NETWORK BODY REPLICAS [SECONDS] -> until exactly REPLICAS
+# containers of SERVICE run and each answers BODY on :8080
+wait_service_serves() {
+    local ips ip n ok
+    for _ in $(seq $(( ${5:-60} * 10 ))); do
+        ips="$(task_ips "$1" "$2")"; n=0; ok=1
+        for ip in $ips; do
+            n=$((n + 1))
+            [ "$(curl -s -m 1 "http://$ip:8080/" || true)" = "$3" ] || ok=0
+        done
+        [ "$n" = "$4" ] && [ "$ok" = 1 ] && return 0
+        sleep 0.1
+    done
+    die "service $1 does not serve '$3' on $4 tasks (IPs: $(echo $ips))"
+}

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every dockhand benchmark once, prints their tables and writes BENCHMARKS.md.
 #
-#   scripts/bench/run.sh            full runs (wrk 10 s, 20 s of load for downtime);
+#   scripts/bench/run.sh            full runs (wrk 10 s, 20 s of load for downtime, 10
+#                                   repetitions per way for overhead);
 #                                   writes BENCHMARKS.md at the project root
 #   scripts/bench/run.sh --smoke    a few seconds each, to check that the scripts still
 #                                   work; writes the report to a temp file (printed), not
@@ -9,8 +10,10 @@
 #   --out FILE                      write the report to FILE instead
 #
 # The benchmarks: footprint.sh, peers.sh (dockhand vs adnanh/webhook), intake.sh (generic
-# source, durability check), downtime.sh (container deploy under load), burst.sh (10,000
-# hooks over 1,000 dry-run targets: coalescing, durability, RSS, drain). The hand-written
+# source, durability check), downtime.sh (container and Swarm deploys under load),
+# overhead.sh (push-to-converged, dockhand vs by hand), burst.sh (10,000 hooks over 1,000
+# dry-run targets: coalescing, durability, RSS, drain) and, not in --smoke, profile.sh
+# (perf flamegraphs of the intake paths). The hand-written
 # analysis in scripts/bench/notes.md is appended. A failing benchmark is reported and the
 # others still run; the exit status is 1 if any failed.
 set -euo pipefail
@@ -30,7 +33,9 @@ build_release
 make_tmp
 
 FAILED=()
-for b in footprint peers intake downtime burst; do
+BENCHES=(footprint peers intake downtime overhead burst)
+[ "$SMOKE" = 1 ] || BENCHES+=(profile)
+for b in "${BENCHES[@]}"; do
     note "=== $b.sh ${ARGS[*]:-}"
     set +e
     "$HERE/$b.sh" "${ARGS[@]}" --out "$TMP/$b.md" 2>&1 | tee "$TMP/$b.log"
@@ -73,13 +78,15 @@ DOCKER_V="$(docker version --format 'client {{.Client.Version}}, engine {{.Serve
     echo "scripts/bench/footprint.sh      # binary size, start time, idle RSS"
     echo "scripts/bench/peers.sh          # hook intake vs adnanh/webhook (DURATION=10s CONNECTIONS=16 THREADS=2)"
     echo "scripts/bench/intake.sh         # generic-source intake, every 202 checked against the state file"
-    echo "scripts/bench/downtime.sh       # container deploy under load (SECONDS_LOAD=20 RATE=250)"
+    echo "scripts/bench/downtime.sh       # deploys under load: container, Swarm start-first (SECONDS_LOAD=20 RATE=500)"
+    echo "scripts/bench/overhead.sh       # push-to-converged, dockhand vs by hand (REPS=10)"
     echo "scripts/bench/burst.sh          # 10,000 hooks over 1,000 dry-run targets (TARGETS=1000 PUSHES=10 CONCURRENCY=32)"
+    echo "scripts/bench/profile.sh        # perf + flamegraphs of the accepted and rejected paths (not in --smoke)"
     echo "# each takes --smoke (a few seconds) and --out FILE (its Markdown section)"
     echo '```'
     echo
     echo "## Results"
-    for b in footprint peers intake downtime burst; do
+    for b in "${BENCHES[@]}"; do
         echo
         if [ "$b" = intake ]; then echo "### Hook intake, generic source (intake.sh)"; echo; fi
         cat "$TMP/$b.md"
