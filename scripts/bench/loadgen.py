@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Open-loop HTTP load that records every request's outcome, for scripts/bench/downtime.sh.
 
-    loadgen.py run --rate R --seconds S --out OUT.csv (--url URL | --swarm SERVICE --network NET)
+    loadgen.py run --rate R --seconds S --out OUT.csv
+                   (--url URL | --swarm SERVICE --network NET | --dns NAME --network NET)
                    [--port 8080] [--path /] [--timeout 1.0] [--refresh 0.1] [--procs N]
         Sends R GET/s in total for S seconds, each on a new connection, paced on a fixed
         schedule (open loop: a slow or hung request never delays the next one; asyncio, so
@@ -20,6 +21,11 @@
         `proxy_next_upstream error timeout` would; the CSV keeps the first attempt and the
         retry apart, so one run gives both "no retry" and "one retry" figures. Pool changes
         are written to OUT.csv.pool (time asked, time answered, IP=container...).
+
+        --dns NAME --network NET: the same client, but its pool is what Docker's embedded
+        DNS answers for NAME on NET (a reverse proxy in that network that re-resolves the
+        name every --refresh seconds, e.g. nginx with `resolver 127.0.0.11 valid=...`):
+        the running containers named NAME or with the alias NAME there, healthy or not.
 
         CSV columns: start,end,ok,detail,target,retry_end,retry_ok,retry_detail,retry_target
         (times: time.time() seconds; ok 1/0; retry_* empty when there was no retry). The
@@ -134,29 +140,57 @@ async def running_task_ips(sock, service, network):
     return sorted(out)
 
 
+# containers whose name answers a DNS name on a network: (ip, matches), by container id.
+DNS_OF = {}
+
+
+async def dns_ips(sock, name, network):
+    """(IP on NETWORK, container id) of the running containers that Docker's embedded DNS
+    answers for NAME on NETWORK: those named NAME or with NAME among their aliases there.
+    Not health-filtered: the DNS answers a container as soon as it is connected."""
+    net = await engine_get(sock, f"networks/{network}", {})
+    out = []
+    for cid, c in sorted((net.get("Containers") or {}).items()):
+        if cid not in DNS_OF:
+            info = await engine_get(sock, f"containers/{cid}/json", {})
+            ep = ((info.get("NetworkSettings") or {}).get("Networks") or {}).get(network) or {}
+            names = {info.get("Name", "").lstrip("/")} | set(ep.get("Aliases") or [])
+            DNS_OF[cid] = (c.get("IPv4Address", "").split("/")[0], name in names)
+        ip, matches = DNS_OF[cid]
+        if matches and ip:
+            out.append((ip, cid[:12]))
+    return sorted(out)
+
+
+async def discover(sock, args):
+    if args.swarm:
+        return await running_task_ips(sock, args.swarm, args.network)
+    return await dns_ips(sock, args.dns, args.network)
+
+
 # ---------------------------------------------------------------------------- one process
 
 
 async def run_async(args, rate, offset, rows, pool_log):
     sock = docker_socket()
     pool = []
-    if args.swarm:
+    if args.swarm or args.dns:
         for _ in range(300):
             try:
-                pool = await running_task_ips(sock, args.swarm, args.network)
+                pool = await discover(sock, args)
             except Exception:  # noqa: BLE001 - the engine may be busy: try again
                 pool = []
             if pool:
                 break
             await asyncio.sleep(0.1)
         if not pool:
-            sys.exit(f"loadgen: no running task of service {args.swarm} on network {args.network}")
+            sys.exit(f"loadgen: nothing answers {args.swarm or args.dns} on network {args.network}")
         pool_log.append((time.time(), time.time(), list(pool)))
     else:
         u = urllib.parse.urlsplit(args.url)
         fixed = (u.hostname, u.port or 80)
         path = u.path or "/"
-    if args.swarm:
+    if args.swarm or args.dns:
         path = args.path
 
     t0 = args.t0
@@ -170,7 +204,7 @@ async def run_async(args, rate, offset, rows, pool_log):
             await asyncio.sleep(args.refresh)
             asked = time.time()
             try:
-                new = await running_task_ips(sock, args.swarm, args.network)
+                new = await discover(sock, args)
             except Exception:  # noqa: BLE001 - keep the last known pool
                 continue
             slowest_refresh = max(slowest_refresh, time.time() - asked)
@@ -183,7 +217,7 @@ async def run_async(args, rate, offset, rows, pool_log):
     async def one():
         nonlocal rr
         start = time.time()
-        if args.swarm:
+        if args.swarm or args.dns:
             if not pool:
                 rows.append((start, start, 0, "NoTask: the pool is empty", "", "", "", "", ""))
                 return
@@ -204,7 +238,7 @@ async def run_async(args, rate, offset, rows, pool_log):
             ok, detail = await get(fixed[0], fixed[1], path, args.timeout)
             rows.append((start, time.time(), int(ok), detail, "", "", "", "", ""))
 
-    ref = asyncio.ensure_future(refresher()) if args.swarm else None
+    ref = asyncio.ensure_future(refresher()) if (args.swarm or args.dns) else None
     interval = 1.0 / rate
     pending = set()
     late = 0.0
@@ -227,7 +261,7 @@ async def run_async(args, rate, offset, rows, pool_log):
     stopping = True
     if ref:
         ref.cancel()
-    if args.swarm:
+    if args.swarm or args.dns:
         pool_log.append((time.time(), time.time(), ["slowest_refresh_ms", f"{slowest_refresh * 1000:.0f}"]))
     return late
 
@@ -271,7 +305,7 @@ def run(args):
         w.writerow([args.t0, args.t0 + args.seconds, -1, "window", f"{late * 1000:.1f}",
                     "", "", "", ""])
         w.writerows(rows)
-    if args.swarm:
+    if args.swarm or args.dns:
         with open(args.out + ".pool", "w") as f:
             for asked, got, tasks in sorted(pools, key=lambda x: x[0]):
                 if tasks and tasks[0] == "slowest_refresh_ms":
@@ -430,6 +464,7 @@ def main(argv):
         p.add_argument("--out", required=True)
         p.add_argument("--url")
         p.add_argument("--swarm")
+        p.add_argument("--dns")
         p.add_argument("--network")
         p.add_argument("--port", type=int, default=8080)
         p.add_argument("--path", default="/")
@@ -438,9 +473,9 @@ def main(argv):
         p.add_argument("--procs", type=int, default=1)
         p.add_argument("--no-retry", dest="retry", action="store_false")
         a = p.parse_args(argv[2:])
-        if bool(a.url) == bool(a.swarm) or (a.swarm and not a.network):
-            p.error("give --url URL, or --swarm SERVICE --network NET")
-        a.retry = a.retry and bool(a.swarm)
+        if sum(map(bool, (a.url, a.swarm, a.dns))) != 1 or ((a.swarm or a.dns) and not a.network):
+            p.error("give --url URL, --swarm SERVICE --network NET, or --dns NAME --network NET")
+        a.retry = a.retry and bool(a.swarm or a.dns)
         run(a)
         return
     sys.exit(__doc__)

@@ -208,7 +208,7 @@ pub(super) async fn deploy(
 }
 
 /// The name the old container is parked under during deploy `id`.
-fn parked_name(name: &str, id: i64) -> String {
+pub(super) fn parked_name(name: &str, id: i64) -> String {
     format!("{name}-dockhand-old-{id}")
 }
 

@@ -10,9 +10,10 @@
 //!    both containers while they overlap;
 //! 2. start it and wait until it is up (healthy, or running for `healthy_for`); the old
 //!    one keeps serving all along;
-//! 3. stop the old one (with its `stop_timeout` grace, so it can finish what it serves)
-//!    and remove it;
-//! 4. rename the new one to `NAME`.
+//! 3. rename the old one to `NAME-dockhand-old-ID` and the new one to `NAME` (both still
+//!    run; from now on the name resolves to the new one only);
+//! 4. stop the old one (with its `stop_timeout` grace, so it can finish what it serves)
+//!    and remove it.
 //!
 //! Any failure before step 3 removes the new container: the old one was never stopped,
 //! so a failed deploy costs clients nothing. It is refused, before anything changes, for a
@@ -156,50 +157,72 @@ pub(super) async fn deploy(
     if let Err(reason) = wait_until_up(engine, &new_id, target, log).await {
         return give_up(reason).await;
     }
-    retire_old(engine, target, log, old_id, &new_id, &temporary, &reference).await
+    retire_old(engine, target, job, log, old_id, &new_id).await
 }
 
-/// The new container is up: stop and remove the old one, give the new one its name.
+/// The new container is up: hand it the name, then stop and remove the old one.
+///
+/// The names move first (old to `NAME-dockhand-old-ID`, new to `NAME`), while both still
+/// run, so that from then on the name resolves to the new container only: a client that
+/// resolves the name again (a proxy with a short DNS validity) stops sending to the old
+/// one before it gets its stop signal, and the old one has `stop_timeout` to finish what
+/// it serves. Aliases of its own (not the name) resolve to it until it stops.
 async fn retire_old(
     engine: &Engine,
     target: &TargetConfig,
+    job: &Job,
     log: &DeployLog,
     old_id: &str,
     new_id: &str,
-    temporary: &str,
-    reference: &str,
 ) -> Outcome {
     let name = target.object.as_str();
-    log.line(format!(
-        "stopping the old container (grace {:?})",
-        target.stop_timeout
-    ))
-    .await;
-    if let Err(e) = engine.stop_container(old_id, target.stop_timeout).await {
-        // Both still run: keep the one that is known good.
+    let parked = super::container::parked_name(name, job.id);
+    let temporary = temporary_name(name, job.id);
+    let reference = job.image.with_tag(&job.tag);
+    if let Err(e) = engine.rename_container(old_id, &parked).await {
         return discard(
             engine,
             log,
             name,
             new_id.to_string(),
-            format!("cannot stop the old container: {e}"),
+            format!("cannot rename the old container aside: {e}"),
         )
         .await;
     }
-    if let Err(e) = engine.remove_container(old_id).await {
-        return Outcome::failed(format!(
-            "the new container serves as {temporary}, but the old one could not be removed \
-             ({e}); remove it and rename {temporary} to {name} by hand"
-        ));
-    }
-    log.line("removed the old container").await;
     if let Err(e) = engine.rename_container(new_id, name).await {
-        return Outcome::failed(format!(
-            "the new container serves (as {temporary}, with the alias {name}), but could \
-             not be renamed to {name}: {e}; rename it by hand"
-        ));
+        let _ = engine.rename_container(old_id, name).await;
+        return discard(
+            engine,
+            log,
+            name,
+            new_id.to_string(),
+            format!("cannot give the new container the name {name}: {e}"),
+        )
+        .await;
     }
-    log.line(format!("renamed {temporary} to {name}")).await;
+    log.line(format!(
+        "renamed the old container to {parked} and {temporary} to {name};          stopping the old container (grace {:?})",
+        target.stop_timeout
+    ))
+    .await;
+    if let Err(e) = engine.stop_container(old_id, target.stop_timeout).await {
+        log.line(format!(
+            "could not stop the old container gracefully: {e}; removing it"
+        ))
+        .await;
+    }
+    match engine.remove_container(old_id).await {
+        Ok(()) | Err(EngineError::NotFound(_)) => {
+            log.line(format!("removed the old container {parked}"))
+                .await
+        }
+        Err(e) => {
+            log.line(format!(
+                "could not remove the old container {parked}: {e}; remove it by hand"
+            ))
+            .await
+        }
+    }
     Outcome::new(
         DeployState::Succeeded,
         format!("container {name} runs {reference}"),
@@ -259,10 +282,7 @@ pub(super) async fn recover(
     let up = runs(&new, &reference) && wait_until_up(engine, &new_id, target, log).await.is_ok();
     match (old, up) {
         (Some(old_id), true) => Ok(Some(Recovery::Done(
-            retire_old(
-                engine, target, log, &old_id, &new_id, &temporary, &reference,
-            )
-            .await,
+            retire_old(engine, target, job, log, &old_id, &new_id).await,
         ))),
         (None, _) => {
             // The old one was already removed: the new one is all there is.
