@@ -21,13 +21,20 @@
 #                     REFRESH_SLOW.
 #       For each, the tasks' timeline: when a task left the client's pool, when the engine
 #       sent it SIGTERM and when it died (`docker events`), and the failures sent to it.
+#   (d) One container reached by name on a user-defined bridge network (no host port),
+#       target `update_order = "start-first"`, deployed by dockhand from a `generic` hook.
+#       The client is what a proxy in that network sees: loadgen.py --dns asks, every
+#       DNS_REFRESH s (nginx `resolver 127.0.0.11 valid=1s`), which containers Docker's DNS
+#       answers for the name, round-robin, one retry on a transport failure.
+#       Variants:  d1 lab app;  d2 the draining app.
 #
 # Usage: scripts/bench/downtime.sh [--smoke] [--out FILE]
 #   --smoke  6 s of load instead of 20;  --out FILE  also write the Markdown section
 # Environment: SECONDS_LOAD (20), RATE (500), LOAD_TIMEOUT (3 s: the lab app's httpd
 #   listens with a backlog of 9, so under load some SYNs are dropped and retransmitted after
 #   1 s; those requests are slow, not failed), LOAD_PROCS (1), REFRESH (0.1),
-#   REFRESH_SLOW (5), DRAIN_S (4), ONLY (e.g. "c1 c3": run only those of a b c1 c2 c3).
+#   REFRESH_SLOW (5), DRAIN_S (4), DNS_REFRESH (1), ONLY (e.g. "c1 d1": run only those of
+#   a b c1 c2 c3 d1 d2).
 # Needs the lab images (scripts/lab.sh up). Removes the containers, services, network,
 # image tags and registry it created; stops only its own processes, by pid.
 set -euo pipefail
@@ -38,7 +45,7 @@ parse_args "$@"
 LOAD_S="${SECONDS_LOAD:-20}"; [ "$SMOKE" = 1 ] && LOAD_S=6
 RATE="${RATE:-500}"; LOAD_TIMEOUT="${LOAD_TIMEOUT:-3}"; LOAD_PROCS="${LOAD_PROCS:-1}"
 REFRESH="${REFRESH:-0.1}"; REFRESH_SLOW="${REFRESH_SLOW:-5}"; DRAIN_S="${DRAIN_S:-4}"
-ONLY="${ONLY:-a b c1 c2 c3}"
+ONLY="${ONLY:-a b c1 c2 c3 d1 d2}"; DNS_REFRESH="${DNS_REFRESH:-1}"
 LOADGEN="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/loadgen.py"
 wanted() { [[ " $ONLY " == *" $1 "* ]]; }
 
@@ -51,12 +58,12 @@ build_release
 make_tmp
 
 UNIQ="$(date +%s)-$$"
-CONTAINERS=(); IMAGES=(); SERVICES=(); NET="dh-downtime-net-$UNIQ"
+CONTAINERS=(); IMAGES=(); SERVICES=(); NET="dh-downtime-net-$UNIQ"; CNET="dh-downtime-cnet-$UNIQ"
 docker_cleanup() {
     local c s
     for s in "${SERVICES[@]}"; do docker service rm "$s" >/dev/null 2>&1 || true; done
     for c in "${CONTAINERS[@]}"; do
-        docker ps -aq --filter "name=^/${c}(-dockhand-old-[0-9]+)?\$" | xargs -r docker rm -f >/dev/null 2>&1 || true
+        docker ps -aq --filter "name=^/${c}(-dockhand-(old|new)-[0-9]+)?\$" | xargs -r docker rm -f >/dev/null 2>&1 || true
     done
     for s in "${SERVICES[@]}"; do
         for _ in $(seq 100); do
@@ -64,7 +71,7 @@ docker_cleanup() {
             sleep 0.1
         done
     done
-    docker network rm "$NET" >/dev/null 2>&1 || true
+    docker network rm "$NET" "$CNET" >/dev/null 2>&1 || true
     [ ${#IMAGES[@]} -gt 0 ] && docker rmi "${IMAGES[@]}" >/dev/null 2>&1 || true
 }
 BENCH_CLEANUP+=(docker_cleanup)
@@ -75,7 +82,7 @@ BENCH_CLEANUP+=(docker_cleanup)
 # up are refused, 200 "ignored", by the tag rule), the container target only the CI hook.
 DP="$(free_port)"; ADMIN="bench-admin-$UNIQ"; TOKEN="bench-token-$UNIQ"
 RP="$(free_port)"   # the registry's port, known before it starts so the config can name it
-C_DH="dh-downtime-dockhand-$UNIQ"
+C_DH="dh-downtime-dockhand-$UNIQ"; C_SF="dh-dt-sf-$UNIQ"; C_SFD="dh-dt-sfdrain-$UNIQ"
 S1="dh-dt-fast-$UNIQ"; S2="dh-dt-slow-$UNIQ"; S3="dh-dt-drain-$UNIQ"
 repo() { echo "127.0.0.1:$REG_PORT/dh-downtime-$1-$UNIQ"; }
 svc_target() { printf '\n[[targets]]\nname = "%s"\nkind = "service"\nservice = "%s"\nimage = "127.0.0.1:%s/dh-downtime-%s-%s"\nhooks = ["registry"]\ntags = "v2"\ntimeout = "120s"\n' "$1" "$2" "$RP" "$1" "$UNIQ"; }
@@ -104,6 +111,10 @@ image = "127.0.0.1:$RP/dh-downtime-app-$UNIQ"
 hooks = ["ci"]
 EOF
     svc_target fast "$S1"; svc_target slow "$S2"; svc_target drain "$S3"
+    for t in sf:"$C_SF" sfdrain:"$C_SFD"; do
+        printf '\n[[targets]]\nname = "%s"\nkind = "container"\ncontainer = "%s"\nimage = "127.0.0.1:%s/dh-downtime-%s-%s"\nhooks = ["ci"]\nupdate_order = "start-first"\ntimeout = "120s"\n' \
+            "${t%%:*}" "${t#*:}" "$RP" "${t%%:*}" "$UNIQ"
+    done
 } >"$TMP/dockhand.toml"
 start_dockhand "$TMP/dockhand.toml" "$DP"
 start_registry registry "$RP" "$DH_URL/hooks/registry" "$TOKEN"
@@ -126,6 +137,8 @@ APP_REPO="$(repo app)"
 push dockhand-lab/app:v1 "$APP_REPO:v1"; push dockhand-lab/app:v2 "$APP_REPO:v2"
 for s in fast slow; do push dockhand-lab/app:v1 "$(repo "$s"):v1"; done
 push "dh-downtime-drain-v1-$UNIQ" "$(repo drain):v1"
+push dockhand-lab/app:v1 "$(repo sf):v1"; push dockhand-lab/app:v2 "$(repo sf):v2"
+push "dh-downtime-drain-v1-$UNIQ" "$(repo sfdrain):v1"; push "dh-downtime-drain-v2-$UNIQ" "$(repo sfdrain):v2"
 note "pushed the v1 images (and $APP_REPO:v2); the services' v2 are pushed under load"
 
 # ---------------------------------------------------------------- load
@@ -271,6 +284,36 @@ if wanted c1 || wanted c2 || wanted c3; then
     wanted c3 && swarm_run c3 "$S3" drain "$REFRESH_SLOW"
 fi
 
+# ---------------------------------------------------------------- (d) container, start-first
+# dns_run NAME CONTAINER TARGET -> the container on CNET (no host port) serves v1; under
+# load, a generic hook deploys v2 start-first
+dns_run() {
+    local name="$1" c="$2" target="$3"
+    CONTAINERS+=("$c")
+    docker run -d --name "$c" --network "$CNET" "$(repo "$target"):v1" >/dev/null
+    for _ in $(seq 300); do
+        [ "$(docker inspect -f '{{.State.Health.Status}}' "$c" 2>/dev/null)" = healthy ] && break
+        sleep 0.1
+    done
+    [ "$(docker inspect -f '{{.State.Health.Status}}' "$c")" = healthy ] || die "$name: $c is not healthy"
+    dns_deploy() {
+        local ans
+        ans="$(curl -s -m 10 -X POST "$DH_URL/hooks/ci" -H "Authorization: Bearer $TOKEN" \
+            -H 'Content-Type: application/json' -d "{\"image\":\"$(repo "$target")\",\"tag\":\"v2\"}")"
+        [ -n "$(jq -r '.queued[0].id // empty' <<<"$ans")" ] || die "hook answer: $ans"
+        dh_wait_tag "$target" v2 "$ADMIN" 120
+    }
+    SERVICE="" under_load "$name" dns_deploy --dns "$c" --network "$CNET" --refresh "$DNS_REFRESH"
+    [ "$DEP_STATE" = succeeded ] || die "$name: dockhand deployment $DEP_ID ended $DEP_STATE"
+    [ "$(docker inspect -f '{{.Config.Image}}' "$c")" = "$(repo "$target"):v2" ] || die "$name: $c does not run v2"
+    R_SWARM[$name]="$REPORT"; D_SWARM[$name]="$DEPLOY_S"
+}
+if wanted d1 || wanted d2; then
+    docker network create "$CNET" >/dev/null || die "cannot create network $CNET"
+    wanted d1 && dns_run d1 "$C_SF" sf
+    wanted d2 && dns_run d2 "$C_SFD" sfdrain
+fi
+
 # ---------------------------------------------------------------- report
 row() { # row LABEL REPORT DEPLOY_S
     [ -n "$2" ] || return 0
@@ -343,6 +386,23 @@ of the latter still failed after the retry:
 
 \`\`\`
 $(timeline c1 c1; timeline c2 c2; timeline c3 c3)
+\`\`\`
+
+**(d) One container reached by name on a Docker network, \`update_order = "start-first"\`**,
+deployed by dockhand from a \`generic\` hook. No host port: the client is what a reverse
+proxy in the same network sees. Every ${DNS_REFRESH} s it asks which containers Docker's embedded
+DNS answers for the container's name (those named so or with that alias: the new one is
+answered as soon as it starts, before it is healthy), sends round-robin to them, and retries
+a transport failure once on another, as nginx with \`resolver 127.0.0.11 valid=${DNS_REFRESH}s\`, a
+variable in \`proxy_pass\` and \`proxy_next_upstream error timeout\` would.
+
+| variant | requests | req/s sent (pacing late, max) | failed, no retry (before the deploy) | longest gap | failed, one retry (before) | gap, one retry | slow (retry) | errors | errors after retry | deploy took | load avg start/end | slowest pool refresh |
+| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |
+$(srow d1 "d1: lab app (exits at once on SIGTERM)")
+$(srow d2 "d2: draining app (${DRAIN_S} s)")
+
+\`\`\`
+$(timeline d1 d1; timeline d2 d2)
 \`\`\`
 EOF
 )"

@@ -11,7 +11,7 @@
 //! 2. start it and wait until it is up (healthy, or running for `healthy_for`); the old
 //!    one keeps serving all along;
 //! 3. rename the old one to `NAME-dockhand-old-ID` and the new one to `NAME` (both still
-//!    run; from now on the name resolves to the new one only);
+//!    run);
 //! 4. stop the old one (with its `stop_timeout` grace, so it can finish what it serves)
 //!    and remove it.
 //!
@@ -163,10 +163,13 @@ pub(super) async fn deploy(
 /// The new container is up: hand it the name, then stop and remove the old one.
 ///
 /// The names move first (old to `NAME-dockhand-old-ID`, new to `NAME`), while both still
-/// run, so that from then on the name resolves to the new container only: a client that
-/// resolves the name again (a proxy with a short DNS validity) stops sending to the old
-/// one before it gets its stop signal, and the old one has `stop_timeout` to finish what
-/// it serves. Aliases of its own (not the name) resolve to it until it stops.
+/// run, so that `NAME` is the new container for the engine and its users (`docker logs
+/// NAME`) from then on. Docker's DNS is another matter: it answers for the names and
+/// aliases a container had when it joined the network (Engine 20.10 measured: a rename
+/// does not change them) until it stops, so clients that resolve the name reach the old
+/// one until it has stopped, and a client that cached its address for a while after that
+/// gets a refused connection: a proxy should retry another address (nginx:
+/// `proxy_next_upstream error`). The old one gets `stop_timeout` to finish what it serves.
 async fn retire_old(
     engine: &Engine,
     target: &TargetConfig,
