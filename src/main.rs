@@ -6,6 +6,10 @@ use dockhand::engine::Engine;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::Layer;
 
 /// Push-to-deploy for Docker: registry webhooks in, safe rollouts out.
 #[derive(Parser)]
@@ -157,15 +161,27 @@ fn load(path: Option<PathBuf>) -> Result<(Config, String), String> {
     }
 }
 
+/// `RUST_LOG` as `level` or `target=level,...` lists (e.g. `dockhand=debug,hyper=warn`);
+/// `info` if it is unset or unreadable. A `Targets` filter rather than an `EnvFilter`:
+/// the latter's span and field matching pulls in a regex engine, ~200 KB of code that
+/// stays resident in every process (see scripts/bench/notes.md, "Idle RSS").
+fn log_filter() -> Targets {
+    std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|s| s.parse::<Targets>().ok())
+        .unwrap_or_else(|| Targets::new().with_default(tracing::Level::INFO))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                // Colour codes only for a terminal: in a file or journald they are noise.
+                .with_ansi(std::io::stderr().is_terminal())
+                .with_filter(log_filter()),
         )
-        .with_writer(std::io::stderr)
-        // Colour codes only for a terminal: in a file or journald they are noise.
-        .with_ansi(std::io::stderr().is_terminal())
         .init();
 
     let runtime = match tokio::runtime::Runtime::new() {

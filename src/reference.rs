@@ -1,11 +1,28 @@
 //! Image names, normalised so that every way of writing one image compares equal.
 //!
 //! `nginx`, `library/nginx`, `docker.io/library/nginx` and `index.docker.io/library/nginx`
-//! are one image. Parsing follows Docker's own grammar through `oci-spec`'s reference
-//! parser; this module only adds what dockhand needs on top: a repository *without* a tag,
-//! Docker Hub's host aliases, and tag/digest validation for strings that arrive in webhooks.
+//! are one image. Parsing follows Docker's reference grammar (distribution's
+//! `reference/regexp.go`), written out by hand over ASCII bytes:
+//!
+//! ```text
+//! reference        := name [ ":" tag ] [ "@" digest ]
+//! name             := [ domain "/" ] path-component [ "/" path-component ]*
+//! domain           := domain-component [ "." domain-component ]* [ ":" port-number ]
+//! domain-component := [a-zA-Z0-9] | [a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]
+//! port-number      := [0-9]+
+//! path-component   := [a-z0-9]+ ( ( [._] | "__" | [-]+ ) [a-z0-9]+ )*
+//! tag              := [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}
+//! digest           := algorithm ":" [0-9a-fA-F]{32,}    (sha256, sha384 or sha512,
+//!                     with 64, 96 or 128 hex digits)
+//! ```
+//!
+//! It used to go through `oci-spec`'s parser, whose Unicode regex cost ~7 MB of heap for
+//! the life of the process (and ~20 MB while it compiled). That parser stays as the
+//! oracle of a differential test (below) and of the `reference` fuzz target; the two
+//! differ only where dockhand means to (see [`parse_full`]). On top of the grammar this
+//! module adds what dockhand needs: a repository *without* a tag, Docker Hub's host
+//! aliases, lower-case registry hosts, and tag/digest validation for webhook strings.
 
-use oci_spec::distribution::Reference;
 use std::fmt;
 
 /// Docker Hub's canonical registry name and the aliases registries and payloads use for it.
@@ -121,29 +138,179 @@ impl fmt::Display for ImageName {
 
 /// Parses a full reference (`repo[:tag][@digest]`) as the engine reports it, e.g. a
 /// service's `127.0.0.1:5000/app:v2@sha256:…` or a container's `nginx:latest`.
-/// Returns the normalised name, the tag and the digest.
+/// Returns the normalised name, the tag (`latest` when neither a tag nor a digest is
+/// given, as Docker reads it) and the digest.
+///
+/// Accepts what `oci-spec`'s `Reference::try_from` accepted, minus what dockhand refused
+/// on top of it (an upper-case repository, a registry host that is no host), with two
+/// deliberate differences, both stricter:
+/// - a tag is ASCII (`[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`, Docker's Go `\w`), where
+///   oci-spec's `\w` is Unicode and let `v\u{e9}` through;
+/// - the 255-character limit applies to the *normalised* repository, so that every name
+///   this returns parses again (oci-spec measured it before Docker Hub's aliases were
+///   folded, so `registry-1.docker.io/` + 250 letters passed, but its normal form did not).
 pub fn parse_full(
     input: &str,
 ) -> Result<(ImageName, Option<String>, Option<String>), ReferenceError> {
-    let reference = Reference::try_from(input).map_err(|e| ReferenceError::InvalidName {
+    let invalid = |reason: &str| ReferenceError::InvalidName {
         input: truncate(input),
-        reason: e.to_string(),
-    })?;
-    let registry = reference.registry().to_ascii_lowercase();
-    check_host(&registry)?;
-    let repository = reference.repository();
-    if repository.chars().any(|c| c.is_ascii_uppercase()) {
-        return Err(ReferenceError::InvalidName {
-            input: truncate(input),
-            reason: "repository names must be lower case".into(),
-        });
-    }
+        reason: reason.into(),
+    };
+    let parts = split_reference(input).map_err(invalid)?;
+    let (registry, repository) = split_domain(parts.name);
+    let registry = registry.to_ascii_lowercase();
     let name = ImageName::normalised(&registry, repository.to_string());
-    Ok((
-        name,
-        reference.tag().map(str::to_string),
-        reference.digest().map(str::to_string),
-    ))
+    if name.repository.len() > NAME_TOTAL_LENGTH_MAX {
+        return Err(invalid(
+            "repository name must not be more than 255 characters",
+        ));
+    }
+    if let Some(digest) = parts.digest {
+        check_digest_algorithm(digest).map_err(invalid)?;
+    }
+    check_host(&registry)?;
+    if repository.bytes().any(|b| b.is_ascii_uppercase()) {
+        return Err(invalid("repository names must be lower case"));
+    }
+
+    let tag = match (parts.tag, parts.digest) {
+        (None, None) => Some(DEFAULT_TAG.to_string()),
+        (tag, _) => tag.map(str::to_string),
+    };
+    Ok((name, tag, parts.digest.map(str::to_string)))
+}
+
+/// Longest repository path Docker accepts.
+const NAME_TOTAL_LENGTH_MAX: usize = 255;
+/// The tag Docker reads when a reference has neither a tag nor a digest.
+const DEFAULT_TAG: &str = "latest";
+
+/// A reference split by the grammar, before any normalisation.
+#[derive(Debug, PartialEq, Eq)]
+struct Parts<'a> {
+    /// `[domain/]path`, as written.
+    name: &'a str,
+    /// After the name's `:`.
+    tag: Option<&'a str>,
+    /// After the `@`.
+    digest: Option<&'a str>,
+}
+
+/// Splits `input` into name, tag and digest and checks each against the grammar (see the
+/// module doc). The split is unambiguous: `@` occurs in no part, and a `:` after the last
+/// `/` can only start the tag (a path component has no `:`, and a port is followed by `/`).
+fn split_reference(input: &str) -> Result<Parts<'_>, &'static str> {
+    const INVALID: &str = "invalid reference format";
+    if input.is_empty() {
+        return Err("repository name must have at least one component");
+    }
+    let (rest, digest) = match input.split_once('@') {
+        Some((rest, digest)) => (rest, Some(digest)),
+        None => (input, None),
+    };
+    let last_slash = rest.rfind('/').map_or(0, |i| i + 1);
+    let (name, tag) = match rest[last_slash..].find(':') {
+        Some(i) => (&rest[..last_slash + i], Some(&rest[last_slash + i + 1..])),
+        None => (rest, None),
+    };
+    let name_ok = match name.split_once('/') {
+        None => is_path_component(name),
+        Some((first, path)) => {
+            (is_path_component(first) || is_domain(first)) && path.split('/').all(is_path_component)
+        }
+    };
+    let tag_ok = tag.is_none_or(is_tag);
+    let digest_ok = digest.is_none_or(is_digest);
+    if name_ok && tag_ok && digest_ok {
+        Ok(Parts { name, tag, digest })
+    } else {
+        Err(INVALID)
+    }
+}
+
+/// `[a-z0-9]+ ( ( [._] | "__" | [-]+ ) [a-z0-9]+ )*`
+fn is_path_component(s: &str) -> bool {
+    let alnum = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    let bytes = s.as_bytes();
+    let (Some(first), Some(last)) = (bytes.first(), bytes.last()) else {
+        return false;
+    };
+    if !alnum(first) || !alnum(last) {
+        return false;
+    }
+    // Between runs of [a-z0-9]: exactly one of ".", "_", "__", or one or more "-".
+    bytes
+        .split(|b| alnum(b))
+        .filter(|sep| !sep.is_empty())
+        .all(|sep| matches!(sep, b"." | b"_" | b"__") || sep.iter().all(|&b| b == b'-'))
+}
+
+/// `domain-component ( "." domain-component )* ( ":" [0-9]+ )?`
+fn is_domain(s: &str) -> bool {
+    let (host, port) = match s.split_once(':') {
+        Some((host, port)) => (host, Some(port)),
+        None => (s, None),
+    };
+    let port_ok = port.is_none_or(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    let component_ok = |c: &str| {
+        !c.is_empty()
+            && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !c.starts_with('-')
+            && !c.ends_with('-')
+    };
+    port_ok && host.split('.').all(component_ok)
+}
+
+/// `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`
+fn is_tag(s: &str) -> bool {
+    let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    let bytes = s.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= 128
+        && word(bytes[0])
+        && bytes.iter().all(|&b| word(b) || b == b'.' || b == b'-')
+}
+
+/// `algorithm ":" [0-9a-fA-F]{32,}`, where `algorithm` is
+/// `[A-Za-z][A-Za-z0-9]* ( [-_+.] [A-Za-z][A-Za-z0-9]* )*`. The algorithm and length
+/// are checked afterwards by [`check_digest_algorithm`], as Docker does.
+fn is_digest(s: &str) -> bool {
+    let Some((algorithm, hex)) = s.split_once(':') else {
+        return false;
+    };
+    let algorithm_ok = algorithm.split(['-', '_', '+', '.']).all(|c| {
+        c.as_bytes().first().is_some_and(u8::is_ascii_alphabetic)
+            && c.bytes().all(|b| b.is_ascii_alphanumeric())
+    });
+    algorithm_ok && hex.len() >= 32 && hex.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// The digest algorithms Docker knows, with the length of their hex digest.
+fn check_digest_algorithm(digest: &str) -> Result<(), &'static str> {
+    let (algorithm, hex) = digest
+        .split_once(':')
+        .ok_or("invalid checksum digest format")?;
+    let len = match algorithm {
+        "sha256" => 64,
+        "sha384" => 96,
+        "sha512" => 128,
+        _ => return Err("unsupported digest algorithm"),
+    };
+    if hex.len() == len {
+        Ok(())
+    } else {
+        Err("invalid checksum digest length")
+    }
+}
+
+/// Splits a name that passed the grammar into registry and repository, as Docker's
+/// `splitDomain` does: the first component is a registry only if it has a `.` or a `:`
+/// or is `localhost`; otherwise the name is on Docker Hub.
+fn split_domain(name: &str) -> (&str, &str) {
+    match name.split_once('/') {
+        Some((first, rest)) if first.contains(['.', ':']) || first == "localhost" => (first, rest),
+        _ => (DOCKER_HUB, name),
+    }
 }
 
 /// The digest an image's `RepoDigests` (`name@sha256:…` entries) records for `image`.
@@ -252,7 +419,11 @@ fn truncate(s: &str) -> String {
 }
 
 #[cfg(test)]
+mod differential;
+
+#[cfg(test)]
 mod tests {
+
     use super::*;
 
     #[test]
@@ -336,7 +507,8 @@ mod tests {
         }
         // (A bare `registry` is a host here but a Docker Hub namespace in a string, so it
         // does not round-trip: see a_bare_host_from_a_payload_stays_a_host. Nor does a
-        // bracketed IPv6 host: oci-spec's grammar predates them.)
+        // bracketed IPv6 host: Docker's reference grammar has none.)
+
         for host in ["localhost", "127.0.0.1:5000", "my-reg.example.com"] {
             let n = ImageName::from_host_and_path(host, "app").unwrap();
             assert_eq!(

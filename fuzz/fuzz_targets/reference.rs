@@ -7,12 +7,18 @@
 //!   agrees with `parse_full`;
 //! - every name either constructor returns is in normal form and rebuilds from its parts;
 //! - a tag or digest that validates is accepted by the reference grammar, as the deployer
-//!   pins it (`name:tag@digest`), and comes back unchanged.
+//!   pins it (`name:tag@digest`), and comes back unchanged;
+//! - `parse_full` agrees with `oci-spec`'s regex parser (the one dockhand used before),
+//!   except where `dockhand_fuzz::refused_on_purpose` names a deliberate difference; every
+//!   line is also tried with a valid tag and digest appended and under a registry host.
 #![no_main]
 
 use dockhand::reference::{parse_full, validate_digest, validate_tag, ImageName};
-use dockhand_fuzz::{check_name, reads_as_host};
+use dockhand_fuzz::{check_against_oci_spec, check_name, reads_as_host};
 use libfuzzer_sys::fuzz_target;
+
+/// A valid sha256 digest's hex part.
+const HEX64: &str = "4696728ffacd8025c9479fe48c47dd9d55604ed0f0f7d5062cf5aed9fc89c814";
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
@@ -31,6 +37,11 @@ fuzz_target!(|data: &[u8]| {
 });
 
 fn one(s: &str) {
+    check_against_oci_spec(s);
+    check_against_oci_spec(&format!("{s}:v1"));
+    check_against_oci_spec(&format!("{s}@sha256:{HEX64}"));
+    check_against_oci_spec(&format!("127.0.0.1:5000/{s}"));
+
     if let Ok(name) = ImageName::parse(s) {
         check_name("ImageName::parse", &name);
         let again = ImageName::parse(&name.to_string());
@@ -64,9 +75,14 @@ fn one(s: &str) {
             Ok(&name),
             "{s:?}: the name parse_full returns is not in normal form"
         );
-        // No check that the tag passes validate_tag: parse_full's grammar is oci-spec's,
-        // whose `\w` is Unicode (it accepts `v\u{e9}`), so every source that takes a tag
-        // from parse_full re-validates it, and check_push holds them to that.
+        // The grammar's tag is validate_tag's (ASCII), so every tag parse_full returns
+        // passes it. (oci-spec's `\w` was Unicode: it let `v\u{e9}` through.)
+        if let Some(t) = tag.as_deref() {
+            assert!(
+                validate_tag(t).is_ok(),
+                "{s:?}: parse_full returned the tag {t:?}, which validate_tag refuses"
+            );
+        }
 
         // What the deployer pins from a validated tag and digest names the same image.
         let t = tag.as_deref().filter(|t| validate_tag(t).is_ok());

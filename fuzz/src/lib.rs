@@ -8,6 +8,7 @@
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue};
 use dockhand::config::SourceKind;
 use dockhand::reference::{parse_full, validate_digest, validate_tag, ImageName};
+
 use dockhand::secret::Secret;
 use dockhand::source::{check_content_type, for_kind, Auth, HookRequest, Parsed, Rejection};
 use hmac::{Hmac, Mac};
@@ -383,4 +384,126 @@ pub fn hmac_request(kind: SourceKind, data: &[u8]) {
     // Parse whatever the outcome: the parser is pure and must hold up on its own.
     let outcome = source.parse(&request, req.body);
     check_outcome(kind, &outcome);
+}
+
+/// A parsed reference as plain strings: registry, repository, tag, digest.
+pub type Parts = (String, String, Option<String>, Option<String>);
+
+/// `parse_full`'s answer as [`Parts`] (errors as their message).
+pub fn parse_full_parts(input: &str) -> Result<Parts, String> {
+    parse_full(input)
+        .map(|(n, t, d)| (n.registry().to_string(), n.repository().to_string(), t, d))
+        .map_err(|e| e.to_string())
+}
+
+/// The `parse_full` dockhand had before its hand-written parser, independent of it:
+/// `oci-spec`'s regex grammar, then dockhand's own checks on top (a lower-cased registry
+/// that is a host; a lower-case repository), then its normalisation (Docker Hub's
+/// aliases fold to `docker.io`, a Hub repository without a namespace goes in `library/`).
+/// The oracle of the `reference` target; the same as `src/reference/differential.rs`'s.
+pub fn oci_spec_parse_full(input: &str) -> Result<Parts, String> {
+    let reference =
+        oci_spec::distribution::Reference::try_from(input).map_err(|e| e.to_string())?;
+    let registry = reference.registry().to_ascii_lowercase();
+    if !old_check_host(&registry) {
+        return Err("bad registry host".into());
+    }
+    let repository = reference.repository();
+    if repository.chars().any(|c| c.is_ascii_uppercase()) {
+        return Err("repository names must be lower case".into());
+    }
+    let registry = match registry.as_str() {
+        "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" => {
+            "docker.io".to_string()
+        }
+        _ => registry,
+    };
+    let repository = if registry == "docker.io" && !repository.contains('/') {
+        format!("library/{repository}")
+    } else {
+        repository.to_string()
+    };
+    Ok((
+        registry,
+        repository,
+        reference.tag().map(str::to_string),
+        reference.digest().map(str::to_string),
+    ))
+}
+
+/// dockhand's registry-host check as it was when oci-spec parsed (a copy, so that the
+/// oracle does not lean on the code under test).
+fn old_check_host(host: &str) -> bool {
+    let (name, port) = if let Some(rest) = host.strip_prefix('[') {
+        let Some((v6, after)) = rest.split_once(']') else {
+            return false;
+        };
+        if v6.parse::<std::net::Ipv6Addr>().is_err() {
+            return false;
+        }
+        let port = match after {
+            "" => None,
+            p => match p.strip_prefix(':') {
+                Some(p) => Some(p),
+                None => return false,
+            },
+        };
+        (None, port)
+    } else {
+        match host.rsplit_once(':') {
+            Some((n, p)) => (Some(n), Some(p)),
+            None => (Some(host), None),
+        }
+    };
+    if let Some(port) = port {
+        if port.is_empty() || port.len() > 5 || !port.chars().all(|c| c.is_ascii_digit()) {
+            return false;
+        }
+    }
+    if let Some(name) = name {
+        let component_ok = |c: &str| {
+            !c.is_empty()
+                && c.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-')
+                && !c.starts_with('-')
+                && !c.ends_with('-')
+        };
+        if name.len() > 253 || !name.split('.').all(component_ok) {
+            return false;
+        }
+    }
+    true
+}
+
+/// Where dockhand refuses on purpose what oci-spec accepted: the rule's name, if any
+/// (see `parse_full`'s doc).
+pub fn refused_on_purpose(accepted: &Parts) -> Option<&'static str> {
+    let (_, repository, tag, _) = accepted;
+    if tag.as_deref().is_some_and(|t| !t.is_ascii()) {
+        return Some("ascii-tag");
+    }
+    if repository.len() > 255 {
+        return Some("normalised-length");
+    }
+    None
+}
+
+/// Compares `parse_full` with oci-spec's parser on `input`; panics if they disagree other
+/// than by a named rule.
+pub fn check_against_oci_spec(input: &str) {
+    let new = parse_full_parts(input);
+    let old = oci_spec_parse_full(input);
+    match (&old, &new) {
+        (Ok(o), Ok(n)) => assert_eq!(
+            o, n,
+            "{input:?}: oci-spec and dockhand parse it differently"
+        ),
+        (Err(_), Err(_)) => {}
+        (Ok(o), Err(e)) => assert!(
+            refused_on_purpose(o).is_some(),
+            "{input:?}: oci-spec accepts it as {o:?}, dockhand refuses it: {e}"
+        ),
+        (Err(e), Ok(n)) => {
+            panic!("{input:?}: oci-spec refuses it ({e}), dockhand accepts it as {n:?}")
+        }
+    }
 }
