@@ -36,9 +36,12 @@ pub fn parse_without_headers(kind: SourceKind, body: &[u8]) {
 
 /// Whether a (lower-case) registry host is one that Docker's reference grammar reads as a
 /// host when it is the first path component: it has a dot or a port, or is `localhost`.
-/// Any other first component means a Docker Hub namespace.
+/// Any other first component means a Docker Hub namespace. A bracketed IPv6 address
+/// (`[::1]:5000`, which `from_host_and_path` takes from a payload) is no host to the
+/// grammar either: it has none (nor had oci-spec's), so such a name never parses and can
+/// never equal a configured target.
 pub fn reads_as_host(registry: &str) -> bool {
-    registry.contains(['.', ':']) || registry == "localhost"
+    !registry.starts_with('[') && (registry.contains(['.', ':']) || registry == "localhost")
 }
 
 /// Checks everything a parser returned.
