@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use dockhand::store::{DeployState, Deployment, Store};
+use dockhand::store::{DeployState, Deployment};
 use futures_util::StreamExt;
 use std::collections::HashMap;
 use std::time::Duration;
@@ -185,34 +185,6 @@ const CONTAINER_MOMENTS: &[&str] = &[
     "stopping the old container",
     "started the new container",
 ];
-
-async fn wait_for_line(store: &Store, id: i64, needle: &str) {
-    wait_for(
-        &format!("deployment {id} to log '{needle}'"),
-        Duration::from_secs(60),
-        || async {
-            let lines = store.logs(id).await.ok()?;
-            lines.iter().any(|l| l.line.contains(needle)).then_some(())
-        },
-    )
-    .await
-}
-
-async fn wait_ended(store: &Store, id: i64) -> Deployment {
-    wait_for(
-        &format!("deployment {id} to end"),
-        Duration::from_secs(120),
-        || async {
-            store
-                .deployment(id)
-                .await
-                .ok()
-                .flatten()
-                .filter(|d| d.state.is_terminal())
-        },
-    )
-    .await
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_during_a_container_deploy_loses_nothing() {

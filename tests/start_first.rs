@@ -277,15 +277,7 @@ async fn kill_9_at_each_step_of_a_start_first_deploy_loses_nothing() {
         let (s, a) = post_generic(&daemon.url, "ci", &image, next).await;
         assert_eq!(s, 202, "{a}");
         let first = a["queued"][0]["id"].as_i64().expect("id");
-        wait_for(
-            &format!("deployment {first} to log '{moment}'"),
-            Duration::from_secs(60),
-            || async {
-                let lines = store.logs(first).await.ok()?;
-                lines.iter().any(|l| l.line.contains(moment)).then_some(())
-            },
-        )
-        .await;
+        wait_for_line(&store, first, moment).await;
         let (s, b) = post_generic(&daemon.url, "ci", &image, after).await;
         assert_eq!(s, 202, "{b}");
         let second = b["queued"][0]["id"].as_i64().expect("id");
@@ -294,19 +286,7 @@ async fn kill_9_at_each_step_of_a_start_first_deploy_loses_nothing() {
         daemon.restart().await;
 
         for (id, newest) in [(first, false), (second, true)] {
-            let d = wait_for(
-                &format!("deployment {id} to end"),
-                Duration::from_secs(120),
-                || async {
-                    store
-                        .deployment(id)
-                        .await
-                        .ok()
-                        .flatten()
-                        .filter(|d| d.state.is_terminal())
-                },
-            )
-            .await;
+            let d = wait_ended(&store, id).await;
             let fine = if newest {
                 matches!(d.state, DeployState::Succeeded | DeployState::Skipped)
             } else {

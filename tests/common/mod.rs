@@ -602,3 +602,33 @@ pub async fn post_generic(
     let status = r.status().as_u16();
     (status, r.json().await.unwrap_or_default())
 }
+
+/// Waits until deployment `id`'s log has a line containing `needle`.
+pub async fn wait_for_line(store: &dockhand::store::Store, id: i64, needle: &str) {
+    wait_for(
+        &format!("deployment {id} to log '{needle}'"),
+        Duration::from_secs(60),
+        || async {
+            let lines = store.logs(id).await.ok()?;
+            lines.iter().any(|l| l.line.contains(needle)).then_some(())
+        },
+    )
+    .await
+}
+
+/// Waits until deployment `id` has ended, and returns it.
+pub async fn wait_ended(store: &dockhand::store::Store, id: i64) -> Deployment {
+    wait_for(
+        &format!("deployment {id} to end"),
+        Duration::from_secs(120),
+        || async {
+            store
+                .deployment(id)
+                .await
+                .ok()
+                .flatten()
+                .filter(|d| d.state.is_terminal())
+        },
+    )
+    .await
+}
