@@ -195,3 +195,27 @@ wait_service_serves() {
     done
     die "service $1 does not serve '$3' on $4 tasks (IPs: $(echo $ips))"
 }
+
+# hub_config PORT STATE CONTAINER IMAGE -> prints the dockhand config peers.sh and
+# profile.sh load: a `dockerhub` hook with token "bench-token", one container target,
+# dedupe off (identical bodies are distinct events) and auth_failures off (no 429s)
+hub_config() {
+    cat <<EOF
+[server]
+listen = "127.0.0.1:$1"
+state = "$2"
+dedupe_window = "0s"
+auth_failures = 0
+
+[[hooks]]
+name = "hub"
+source = "dockerhub"
+token = "bench-token"
+
+[[targets]]
+name = "hubapp"
+kind = "container"
+container = "$3"
+image = "$4"
+EOF
+}

@@ -43,24 +43,7 @@ REPO="$(jq -r .repository.repo_name "$BODY")"
 
 # ---------------------------------------------------------------- dockhand
 DH_PORT="$(free_port)"
-cat >"$TMP/dockhand.toml" <<EOF
-[server]
-listen = "127.0.0.1:$DH_PORT"
-state = "$TMP/state.db"
-dedupe_window = "0s"
-auth_failures = 0
-
-[[hooks]]
-name = "hub"
-source = "dockerhub"
-token = "bench-token"
-
-[[targets]]
-name = "hubapp"
-kind = "container"
-container = "dh-peers-absent-$$"
-image = "$REPO"
-EOF
+hub_config "$DH_PORT" "$TMP/state.db" "dh-peers-absent-$$" "$REPO" >"$TMP/dockhand.toml"
 "$BIN" serve --config "$TMP/dockhand.toml" >"$TMP/dockhand.log" 2>&1 &
 DH_PID=$!; track "$DH_PID"
 wait_http "http://127.0.0.1:$DH_PORT/healthz" "$DH_PID" >/dev/null \

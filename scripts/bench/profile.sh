@@ -41,24 +41,7 @@ mkdir -p "$SVG_DIR"
 BODY="$TMP/body.json"
 jq -c 'del(.callback_url)' "$FIXTURE" >"$BODY"
 PORT="$(free_port)"
-cat >"$TMP/dockhand.toml" <<EOF
-[server]
-listen = "127.0.0.1:$PORT"
-state = "$TMP/state.db"
-dedupe_window = "0s"
-auth_failures = 0
-
-[[hooks]]
-name = "hub"
-source = "dockerhub"
-token = "bench-token"
-
-[[targets]]
-name = "hubapp"
-kind = "container"
-container = "dh-profile-absent-$$"
-image = "$(jq -r .repository.repo_name "$BODY")"
-EOF
+hub_config "$PORT" "$TMP/state.db" "dh-profile-absent-$$" "$(jq -r .repository.repo_name "$BODY")" >"$TMP/dockhand.toml"
 "$BIN" serve --config "$TMP/dockhand.toml" >"$TMP/dockhand.log" 2>&1 &
 PID=$!; track "$PID"
 wait_http "http://127.0.0.1:$PORT/healthz" "$PID" >/dev/null \
