@@ -228,20 +228,8 @@ async fn kill_9_during_a_container_deploy_loses_nothing() {
             ("v2", "v3")
         };
 
-        // A deploy is under way, and a newer push waits behind it.
-        let (s, a) = post_generic(&daemon.url, "ci", &image, next).await;
-        assert_eq!(s, 202, "{a}");
-        let first = a["queued"][0]["id"].as_i64().expect("id");
-        wait_for_line(&store, first, moment).await;
-        let (s, b) = post_generic(&daemon.url, "ci", &image, after).await;
-        assert_eq!(s, 202, "{b}");
-        let second = b["queued"][0]["id"].as_i64().expect("id");
-
-        daemon.kill9();
-        daemon.restart().await;
-
-        let d1 = wait_ended(&store, first).await;
-        let d2 = wait_ended(&store, second).await;
+        // A deploy is under way, and a newer push waits behind it; kill -9, restart.
+        let (d1, d2) = kill9_round(&mut daemon, &store, &image, next, after, moment).await;
         // Finished, undone, or (when nothing of it had happened) superseded by the
         // newer push once queued again.
         assert!(

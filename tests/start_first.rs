@@ -274,19 +274,8 @@ async fn kill_9_at_each_step_of_a_start_first_deploy_loses_nothing() {
         } else {
             ("v2", "v3")
         };
-        let (s, a) = post_generic(&daemon.url, "ci", &image, next).await;
-        assert_eq!(s, 202, "{a}");
-        let first = a["queued"][0]["id"].as_i64().expect("id");
-        wait_for_line(&store, first, moment).await;
-        let (s, b) = post_generic(&daemon.url, "ci", &image, after).await;
-        assert_eq!(s, 202, "{b}");
-        let second = b["queued"][0]["id"].as_i64().expect("id");
-
-        daemon.kill9();
-        daemon.restart().await;
-
-        for (id, newest) in [(first, false), (second, true)] {
-            let d = wait_ended(&store, id).await;
+        let (d1, d2) = kill9_round(&mut daemon, &store, &image, next, after, moment).await;
+        for (d, newest) in [(d1, false), (d2, true)] {
             let fine = if newest {
                 matches!(d.state, DeployState::Succeeded | DeployState::Skipped)
             } else {

@@ -632,3 +632,32 @@ pub async fn wait_ended(store: &dockhand::store::Store, id: i64) -> Deployment {
     )
     .await
 }
+
+/// One kill -9 round against a daemon with a `generic` hook named "ci": pushes `next`,
+/// waits until its deploy logs `moment`, pushes `after` behind it, kills the daemon with
+/// SIGKILL and starts it again, then waits until both deployments have ended and returns
+/// them (the interrupted one first).
+pub async fn kill9_round(
+    daemon: &mut Daemon,
+    store: &dockhand::store::Store,
+    image: &str,
+    next: &str,
+    after: &str,
+    moment: &str,
+) -> (Deployment, Deployment) {
+    let (s, a) = post_generic(&daemon.url, "ci", image, next).await;
+    assert_eq!(s, 202, "{a}");
+    let first = a["queued"][0]["id"].as_i64().expect("id");
+    wait_for_line(store, first, moment).await;
+    let (s, b) = post_generic(&daemon.url, "ci", image, after).await;
+    assert_eq!(s, 202, "{b}");
+    let second = b["queued"][0]["id"].as_i64().expect("id");
+
+    daemon.kill9();
+    daemon.restart().await;
+
+    (
+        wait_ended(store, first).await,
+        wait_ended(store, second).await,
+    )
+}
