@@ -188,8 +188,23 @@ pub(super) async fn deploy(
         return swap.restore(reason).await;
     }
 
-    match engine.remove_container(&old_id).await {
-        Ok(()) => {
+    succeeded_without_old(engine, log, &old_id, &parked, name, &reference)
+        .await
+        .with_digest(digest)
+}
+
+/// The end of a swap that worked, for either order: the old container (stopped, parked as
+/// `parked`) is removed, and the deploy succeeded even if that fails (the log says so).
+pub(super) async fn succeeded_without_old(
+    engine: &Engine,
+    log: &DeployLog,
+    old_id: &str,
+    parked: &str,
+    name: &str,
+    reference: &str,
+) -> Outcome {
+    match engine.remove_container(old_id).await {
+        Ok(()) | Err(EngineError::NotFound(_)) => {
             log.line(format!("removed the old container {parked}"))
                 .await
         }
@@ -204,7 +219,6 @@ pub(super) async fn deploy(
         DeployState::Succeeded,
         format!("container {name} runs {reference}"),
     )
-    .with_digest(digest)
 }
 
 /// The name the old container is parked under during deploy `id`.

@@ -214,22 +214,7 @@ async fn retire_old(
         ))
         .await;
     }
-    match engine.remove_container(old_id).await {
-        Ok(()) | Err(EngineError::NotFound(_)) => {
-            log.line(format!("removed the old container {parked}"))
-                .await
-        }
-        Err(e) => {
-            log.line(format!(
-                "could not remove the old container {parked}: {e}; remove it by hand"
-            ))
-            .await
-        }
-    }
-    Outcome::new(
-        DeployState::Succeeded,
-        format!("container {name} runs {reference}"),
-    )
+    super::container::succeeded_without_old(engine, log, old_id, &parked, name, &reference).await
 }
 
 /// Removes the new container after a failure; the old one never stopped.
